@@ -1,0 +1,97 @@
+"""The ``exfil-detector`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from detector.config import load_config
+from streams.exceptions import ExfilDetectorError
+from streams.file_source import FORMATS
+
+
+def _tz_abbrev(text: str) -> tuple[str, str]:
+    abbr, sep, offset = text.partition("=")
+    if not sep or not abbr or not offset:
+        raise argparse.ArgumentTypeError(f"expected ABBR=+HH:MM, got {text!r}")
+    return abbr, offset
+
+
+def _add_source_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=FORMATS, default=None, help="input format (default: auto)")
+    p.add_argument(
+        "--log-line-prefix",
+        default=None,
+        help="PostgreSQL log_line_prefix of stderr logs (default: detected)",
+    )
+    p.add_argument("--server", default=None, help="server name written into every event")
+    p.add_argument(
+        "--tz-abbrev",
+        type=_tz_abbrev,
+        action="append",
+        default=None,
+        metavar="ABBR=+HH:MM",
+        help="meaning of a time-zone abbreviation in PostgreSQL timestamps (repeatable)",
+    )
+    p.add_argument(
+        "--mariadb-timezone", default=None, help="IANA zone of MariaDB audit timestamps (UTC)"
+    )
+    p.add_argument("--config", type=Path, default=None, help="TOML config file")
+
+
+def bundled_sample() -> Path:
+    """Path of the bundled sample audit log."""
+    return Path(str(resources.files("detector") / "data" / "sample-pgaudit.csv"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="exfil-detector",
+        description="Streaming detector of insider bulk data exfiltration from audit logs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("parse", help="parse audit logs into the canonical event table")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    _add_source_flags(p)
+    p.add_argument("--out", type=Path, required=True, help="Parquet file to write")
+    p.add_argument(
+        "--dead-letter",
+        type=Path,
+        default=None,
+        help="JSON Lines file for rejected lines (default: OUT with .deadletter.jsonl)",
+    )
+
+    d = sub.add_parser("demo", help="parse the bundled sample audit log")
+    d.add_argument("--out", type=Path, default=Path("demo-out/events.parquet"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "parse":
+            from detector.parse_command import run_parse
+
+            flags = {
+                "format": args.format,
+                "log_line_prefix": args.log_line_prefix,
+                "server": args.server,
+                "mariadb_timezone": args.mariadb_timezone,
+                "tz_abbreviations": dict(args.tz_abbrev) if args.tz_abbrev else None,
+            }
+            config = load_config(args.config, flags)
+            return run_parse(args.paths, config, out=args.out, dead_letter=args.dead_letter)
+        if args.command == "demo":
+            from detector.parse_command import run_parse
+
+            sample = bundled_sample()
+            print(f"parsing the bundled sample {sample.name}")
+            return run_parse([sample], load_config(), out=args.out, dead_letter=None)
+    except ExfilDetectorError as exc:
+        print(f"exfil-detector: error: {exc}", file=sys.stderr)
+        return 2
+    return 1

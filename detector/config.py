@@ -1,0 +1,126 @@
+"""The one frozen configuration object, read in one place.
+
+Precedence, lowest first: built-in defaults, the TOML file (``--config``), environment
+variables, command-line flags. Secrets never live in the file or the repository; they are
+read from the environment (or a file the environment names) where later issues need them.
+
+Environment variables
+---------------------
+``EXFIL_FORMAT``            input format (``auto`` by default)
+``EXFIL_LOG_LINE_PREFIX``   PostgreSQL ``log_line_prefix`` of stderr logs
+``EXFIL_SERVER``            server name written into events
+``EXFIL_MARIADB_TIMEZONE``  IANA zone of MariaDB audit timestamps (``UTC``)
+``EXFIL_CATALOG``           sensitivity catalog TOML file
+
+Config file (TOML)
+------------------
+.. code-block:: toml
+
+    [source]
+    format = "auto"
+    log_line_prefix = "%m [%p] %q%u@%d "
+    server = "records-db-1"
+    mariadb_timezone = "Asia/Shanghai"
+    [source.tz_abbreviations]
+    CST = "+08:00"
+
+    [catalog]
+    path = "catalog.toml"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from detector.exceptions import ConfigError
+from streams.file_source import SourceOptions
+
+ENV_VARS: Mapping[str, str] = {
+    "EXFIL_FORMAT": "format",
+    "EXFIL_LOG_LINE_PREFIX": "log_line_prefix",
+    "EXFIL_SERVER": "server",
+    "EXFIL_MARIADB_TIMEZONE": "mariadb_timezone",
+    "EXFIL_CATALOG": "catalog",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the detector is told.
+
+    >>> Config().format
+    'auto'
+    """
+
+    format: str = "auto"
+    log_line_prefix: str | None = None
+    server: str | None = None
+    mariadb_timezone: str = "UTC"
+    tz_abbreviations: Mapping[str, str] = field(default_factory=dict)
+    catalog: Path | None = None
+
+    def source_options(self) -> SourceOptions:
+        return SourceOptions(
+            format=self.format,
+            log_line_prefix=self.log_line_prefix,
+            server=self.server,
+            tz_abbreviations=dict(self.tz_abbreviations),
+            mariadb_timezone=self.mariadb_timezone,
+        )
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    values: dict[str, Any] = {}
+    known = {"source", "catalog"}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown section(s) {sorted(unknown)}")
+    source = dict(data.get("source", {}))
+    allowed = {"format", "log_line_prefix", "server", "mariadb_timezone", "tz_abbreviations"}
+    bad = set(source) - allowed
+    if bad:
+        raise ConfigError(f"config file {path}: unknown key(s) in [source]: {sorted(bad)}")
+    values.update(source)
+    if "path" in data.get("catalog", {}):
+        values["catalog"] = (path.parent / data["catalog"]["path"]).resolve()
+    return values
+
+
+def load_config(
+    config_file: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the config from file, environment and flags (``None`` flags are unset).
+
+    >>> load_config(env={"EXFIL_FORMAT": "pgaudit-csv"}, flags={"server": "db1"}).format
+    'pgaudit-csv'
+    """
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        values.update(_from_file(config_file))
+    environ = os.environ if env is None else env
+    for var, name in ENV_VARS.items():
+        if environ.get(var):
+            values[name] = environ[var]
+    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    names = {f.name for f in fields(Config)}
+    if "catalog" in values and values["catalog"] is not None:
+        values["catalog"] = Path(values["catalog"])
+    config = replace(Config(), **{k: v for k, v in values.items() if k in names})
+    try:
+        config.source_options()
+    except Exception as exc:
+        raise ConfigError(str(exc)) from exc
+    return config

@@ -1,0 +1,125 @@
+"""Cut audit-log files into text chunks that end on record boundaries.
+
+Parsers are vectorised over chunks, so a chunk must never split a record: each cut is
+made just before a line that the format's ``record_start`` pattern says begins a new
+record. Bytes that are not UTF-8 are rejected line by line (``not_utf8``) and replaced by
+empty lines so line numbers stay true. A run of more than
+:data:`streams.base.MAX_RECORD_CHARS` without any record start is cut anyway; the parser
+rejects the pieces.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import polars as pl
+
+from streams.base import MAX_RECORD_CHARS
+from streams.deadletter import empty_rejects, rejects_frame
+from streams.exceptions import SourceReadError
+
+DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024
+#: How far back from a chunk's end to look for a record start before reading on.
+_MAX_BACKTRACK_LINES = 20_000
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Decoded text of whole records, where it starts, and the lines rejected as bytes."""
+
+    text: str
+    first_line: int
+    rejects: pl.DataFrame
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """Open a log file, transparently gunzipping ``*.gz``."""
+    try:
+        if path.suffix == ".gz":
+            return gzip.open(path, "rb")
+        return path.open("rb")
+    except OSError as exc:
+        raise SourceReadError(f"cannot open {path}: {exc.strerror or exc}") from exc
+
+
+def _decode(data: bytes, source: str, first_line: int) -> tuple[str, pl.DataFrame]:
+    try:
+        return data.decode("utf-8"), empty_rejects()
+    except UnicodeDecodeError:
+        pass
+    lines = data.split(b"\n")
+    out: list[str] = []
+    bad: list[tuple[int, str, str]] = []
+    for i, line in enumerate(lines):
+        try:
+            out.append(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            bad.append((first_line + i, "not_utf8", line.decode("utf-8", "replace")))
+            out.append("")
+    return "\n".join(out), rejects_frame(source, bad)
+
+
+def _cut(buffer: bytes, record_start: re.Pattern[str]) -> int:
+    """Offset of the last complete line in ``buffer`` that starts a record, or -1.
+
+    The first line is never a cut (the chunk would be empty).
+    """
+    end = buffer.rfind(b"\n")
+    for _ in range(_MAX_BACKTRACK_LINES):
+        if end <= 0:
+            return -1
+        newline = buffer.rfind(b"\n", 0, end)
+        if newline < 0:
+            return -1
+        if record_start.match(buffer[newline + 1 : end].decode("utf-8", "replace")):
+            return newline + 1
+        end = newline
+    return -1
+
+
+def iter_chunks(
+    path: Path,
+    record_start: re.Pattern[str],
+    *,
+    source: str | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> Iterator[Chunk]:
+    """Yield :class:`Chunk` objects covering every line of ``path`` exactly once.
+
+    >>> import tempfile, re
+    >>> d = Path(tempfile.mkdtemp()); f = d / "x.log"
+    >>> _ = f.write_bytes(b"A 1\\n cont\\nA 2\\nA 3\\n")
+    >>> [(c.first_line, c.text) for c in iter_chunks(f, re.compile("A"), chunk_bytes=6)]
+    [(1, 'A 1\\n cont\\nA 2\\n'), (4, 'A 3\\n')]
+    """
+    name = source or str(path)
+    line = 1
+    buffer = b""
+    with open_binary(path) as fh:
+        while True:
+            try:
+                block = fh.read(chunk_bytes)
+            except (OSError, EOFError) as exc:
+                raise SourceReadError(f"cannot read {path}: {exc}") from exc
+            buffer += block
+            if not block:
+                if buffer:
+                    text, rejects = _decode(buffer, name, line)
+                    yield Chunk(text, line, rejects)
+                return
+            if len(buffer) < chunk_bytes:
+                continue
+            cut = _cut(buffer, record_start)
+            if cut < 0:
+                if len(buffer) <= 2 * MAX_RECORD_CHARS:
+                    continue
+                cut = buffer.rfind(b"\n") + 1 or len(buffer)
+            piece, buffer = buffer[:cut], buffer[cut:]
+            text, rejects = _decode(piece, name, line)
+            yield Chunk(text, line, rejects)
+            line += piece.count(b"\n")

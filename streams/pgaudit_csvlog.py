@@ -1,0 +1,209 @@
+"""PostgreSQL ``csvlog`` with pgaudit records.
+
+The fast path hands a whole chunk to :func:`polars.read_csv`. A chunk that polars cannot
+read, or that yields rows that are not log records (garbage, a truncated line, a
+different column count), is re-read on the slow path: the chunk is cut into candidate
+records at lines that start with a timestamp, each candidate is parsed with :mod:`csv`,
+and the ones that fail are rejected with their text, so one bad line costs only itself.
+PostgreSQL 12 (23 columns), 13 (24) and 14+ (26) layouts are accepted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Mapping
+from typing import ClassVar, Final
+
+import polars as pl
+
+from streams.base import MAX_RECORD_CHARS, ParseResult
+from streams.deadletter import empty_rejects, rejects_frame
+from streams.pg_records import PgEventBuilder
+from streams.pg_time import DEFAULT_ABBREVIATIONS
+
+CSV_COLUMNS: Final = (
+    "log_time", "user_name", "database_name", "process_id", "connection_from",
+    "session_id", "session_line_num", "command_tag", "session_start_time",
+    "virtual_transaction_id", "transaction_id", "error_severity", "sql_state_code",
+    "message", "detail", "hint", "internal_query", "internal_query_pos", "context",
+    "query", "query_pos", "location", "application_name", "backend_type", "leader_pid",
+    "query_id",
+)  # fmt: skip
+_WIDTHS: Final = (23, 24, 26)
+_RECORD_START = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+
+
+def _records(frame: pl.DataFrame, source: str, first_line: int) -> pl.DataFrame:
+    """Map csvlog columns onto the shared record frame and number physical lines."""
+    newlines = pl.sum_horizontal(
+        [pl.col(c).str.count_matches("\n", literal=True).fill_null(0) for c in frame.columns]
+    )
+    span = newlines + 1
+    host = pl.col("connection_from").str.extract_groups(r"^(?<h>.*?)(?::(?<p>\d+))?$")
+    return frame.select(
+        pl.lit(source).alias("source"),
+        (pl.lit(first_line, pl.Int64) + span.cum_sum() - span).alias("line"),
+        pl.col("log_time").alias("timestamp"),
+        pl.col("process_id").cast(pl.Int64, strict=False).alias("pid"),
+        pl.col("session_id"),
+        pl.col("user_name").alias("user"),
+        pl.col("database_name").alias("database"),
+        pl.col("application_name").alias("application")
+        if "application_name" in frame.columns
+        else pl.lit(None, pl.String).alias("application"),
+        host.struct.field("h").alias("client_ip"),
+        host.struct.field("p").cast(pl.Int32, strict=False).alias("client_port"),
+        pl.col("error_severity").alias("severity"),
+        pl.col("sql_state_code").alias("sqlstate"),
+        pl.col("message"),
+        pl.col("context"),
+        pl.col("query"),
+        *[pl.col(c).alias(f"_csv_{i}") for i, c in enumerate(frame.columns)],
+    )
+
+
+def _raw_expr(width: int) -> pl.Expr:
+    """Rebuild a rejected record's CSV text from its fields (fast path has no raw text)."""
+    quoted = [
+        pl.when(pl.col(f"_csv_{i}").is_null())
+        .then(pl.lit(""))
+        .otherwise('"' + pl.col(f"_csv_{i}").str.replace_all('"', '""', literal=True) + '"')
+        for i in range(width)
+    ]
+    return pl.concat_str(quoted, separator=",")
+
+
+class PgauditCsvlogParser:
+    """Parser for ``log_destination = 'csvlog'`` files.
+
+    Parameters
+    ----------
+    server
+        Server name for the ``server`` column.
+    abbreviations
+        Time-zone abbreviation table (:func:`streams.pg_time.abbreviation_table`).
+
+    Examples
+    --------
+    >>> p = PgauditCsvlogParser()
+    >>> line = ('2026-11-28 07:50:00.123 UTC,"alice","records",4242,"127.0.0.1:5000",'
+    ...         '"65a1.1092",3,"SELECT",2026-11-28 07:49:59 UTC,3/7,0,LOG,00000,'
+    ...         '"AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.citizens,'
+    ...         '""SELECT full_name, phone FROM citizens"",<none>,12",,,,,,,,,"psql",'
+    ...         '"client backend",,0\\n')
+    >>> r = p.feed(line, source="pg.csv", first_line=1)
+    >>> e = p.flush().events
+    >>> e.select("user", "client_ip", "tables", "rows").row(0)
+    ('alice', '127.0.0.1', ['public.citizens'], 12)
+    """
+
+    format_name: ClassVar[str] = "pgaudit-csv"
+    record_start: ClassVar[re.Pattern[str]] = _RECORD_START
+
+    def __init__(
+        self, *, server: str | None = None, abbreviations: Mapping[str, int] = DEFAULT_ABBREVIATIONS
+    ) -> None:
+        self.server = server
+        self.abbreviations = abbreviations
+
+    @property
+    def builder_(self) -> PgEventBuilder:
+        if not hasattr(self, "_builder"):
+            self._builder = PgEventBuilder(
+                self.format_name, server=self.server, abbreviations=self.abbreviations
+            )
+        return self._builder
+
+    def feed(self, text: str, *, source: str, first_line: int) -> ParseResult:
+        lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+        if not text.strip():
+            return ParseResult.empty()
+        frame = self._fast(text)
+        rejects = empty_rejects()
+        if frame is None:
+            frame, rejects, starts = self._slow(text, source, first_line)
+            records = _records(frame, source, first_line) if frame.height else None
+            if records is not None:
+                records = records.with_columns(pl.Series("line", starts, pl.Int64))
+        else:
+            records = _records(frame, source, first_line)
+        if records is None:
+            return ParseResult(self.builder_.feed(pl.DataFrame()).events, rejects, lines)
+        result = self.builder_.feed(records, _raw_expr(frame.width))
+        return ParseResult(result.events, pl.concat([rejects, result.rejects]), lines)
+
+    def flush(self) -> ParseResult:
+        return self.builder_.flush()
+
+    @staticmethod
+    def _fast(text: str) -> pl.DataFrame | None:
+        try:
+            frame = pl.read_csv(
+                text.encode(),
+                has_header=False,
+                infer_schema=False,
+                raise_if_empty=False,
+            )
+        except pl.exceptions.PolarsError:  # unreadable here: take the careful path
+            return None
+        if frame.width not in _WIDTHS or frame.height == 0:
+            return None
+        frame.columns = list(CSV_COLUMNS[: frame.width])
+        ok = (
+            frame["log_time"].str.contains(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+            & frame["error_severity"].is_not_null()
+        )
+        if not ok.fill_null(False).all():
+            return None
+        return frame
+
+    @staticmethod
+    def _slow(
+        text: str, source: str, first_line: int
+    ) -> tuple[pl.DataFrame, pl.DataFrame, list[int]]:
+        """Cut at timestamp lines, parse each candidate alone, reject the failures."""
+        candidates: list[tuple[int, list[str]]] = []
+        for i, line in enumerate(text.splitlines(keepends=True)):
+            if _RECORD_START.match(line) or not candidates:
+                candidates.append((first_line + i, [line]))
+            else:
+                candidates[-1][1].append(line)
+        rows: list[list[str | None]] = []
+        starts: list[int] = []
+        bad: list[tuple[int, str, str]] = []
+        width: int | None = None
+        for start, parts in candidates:
+            raw = "".join(parts)
+            if not raw.strip():
+                continue
+            reason = None
+            if len(raw) > MAX_RECORD_CHARS:
+                reason = "too_long"
+            elif not _RECORD_START.match(raw):
+                reason = "bad_csv"
+            else:
+                fields = _csv_fields(raw)
+                if fields is None:
+                    reason = "truncated" if raw.count('"') % 2 else "bad_csv"
+                elif len(fields) not in _WIDTHS or (width is not None and len(fields) != width):
+                    reason = "wrong_field_count"
+                else:
+                    width = len(fields)
+                    rows.append([f if f != "" else None for f in fields])
+                    starts.append(start)
+            if reason:
+                bad.append((start, reason, raw.rstrip("\n")[:MAX_RECORD_CHARS]))
+        schema = dict.fromkeys(CSV_COLUMNS[: width or 26], pl.String)
+        frame = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame()
+        return frame, rejects_frame(source, bad), starts
+
+
+def _csv_fields(raw: str) -> list[str] | None:
+    try:
+        reader = csv.reader(io.StringIO(raw), strict=True)
+        records = list(reader)
+    except csv.Error:
+        return None
+    return records[0] if len(records) == 1 else None
