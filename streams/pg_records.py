@@ -31,13 +31,13 @@ import polars as pl
 
 from streams.base import ParseResult
 from streams.deadletter import REJECT_SCHEMA, empty_rejects
-from streams.pg_time import DEFAULT_ABBREVIATIONS, pg_timestamp_expr
+from streams.pg_time import DEFAULT_ABBREVIATIONS, with_utc_time
 from streams.pgaudit_payload import (
     NO_PARAMETERS,
     NOT_LOGGED,
     PREVIOUSLY_LOGGED,
     parameters_expr,
-    parse_audit_expr,
+    parse_audit,
 )
 from streams.schema import conform, empty_events
 
@@ -131,27 +131,36 @@ class PgEventBuilder:
         records = self._complete(records)
         if records.is_empty():
             return ParseResult.empty()
-        records = records.with_columns(
-            pg_timestamp_expr("timestamp", self.abbreviations).alias("event_time"),
+        records = with_utc_time(
+            records, "timestamp", "event_time", self.abbreviations
+        ).with_columns(
             pl.coalesce(pl.col("session_id"), pl.col("pid").cast(pl.String)).alias("session_key"),
         )
         bad_time = records["event_time"].is_null()
         rejects = [self._rejects(records.filter(bad_time), "bad_timestamp", raw_expr)]
-        records = self._fill_sessions(records.filter(~bad_time))
+        records = records.filter(~bad_time)
+        # csvlog and jsonlog carry user, database and client on every session record;
+        # only logs whose prefix lacks them need the session fill (and its state).
+        needs_fill = records.select(
+            (
+                pl.col("message").str.starts_with("AUDIT: ")
+                & pl.any_horizontal(pl.col("user", "database", "client_ip").is_null())
+            ).any()
+        ).item()
+        if needs_fill or not self.sessions_.is_empty():
+            records = self._fill_sessions(records)
 
         is_audit = pl.col("message").str.starts_with("AUDIT: ")
-        audit = records.filter(is_audit).with_columns(
-            parse_audit_expr(pl.col("message")).alias("a")
-        )
+        audit = parse_audit(records.filter(is_audit))
         # A real pgaudit record hides its statement and context; a PL/pgSQL
         # RAISE LOG 'AUDIT: ...' forgery carries a CONTEXT line.
         forged = pl.col("context").is_not_null()
-        bad_payload = pl.col("a").struct.field("audit_type").is_null()
+        bad_payload = pl.col("audit_type").is_null()
         rejects.append(self._rejects(audit.filter(forged), "forged_audit", raw_expr))
         rejects.append(
             self._rejects(audit.filter(~forged & bad_payload), "bad_audit_payload", raw_expr)
         )
-        audit_lines = audit.filter(~forged & ~bad_payload).unnest("a")
+        audit_lines = audit.filter(~forged & ~bad_payload)
 
         statements = self._merge_statements(audit_lines, final=False)
         session_events = self._session_events(records.filter(~is_audit))
@@ -264,28 +273,68 @@ class PgEventBuilder:
             return empty_events()
         lines = pl.concat(parts, how="vertical_relaxed")
         key = ["session_key", "statement_id"]
-        placeholder = pl.col("statement").is_in([NOT_LOGGED, PREVIOUSLY_LOGGED])
         lines = lines.with_columns(
-            pl.when(~placeholder).then(pl.col("statement")).alias("_text"),
+            pl.len().over(key).alias("_n"),
+            pl.col("event_time").max().over(key).alias("_last"),
+            pl.when(~pl.col("statement").is_in([NOT_LOGGED, PREVIOUSLY_LOGGED]))
+            .then(pl.col("statement"))
+            .alias("_text"),
             pl.when(~pl.col("parameter").is_in([NOT_LOGGED, PREVIOUSLY_LOGGED, NO_PARAMETERS]))
             .then(pl.col("parameter"))
             .alias("_param"),
-        ).with_columns(
-            pl.col("_text").drop_nulls().first().over(key).alias("_text"),
         )
         if not final:
             cutoff = lines["event_time"].max() - self.holdback  # type: ignore[operator]
-            recent = pl.col("event_time").max().over(key) >= cutoff
-            self._held = lines.filter(recent).drop("_text", "_param")
+            recent = pl.col("_last") >= cutoff
+            self._held = lines.filter(recent).drop("_n", "_last", "_text", "_param")
             lines = lines.filter(~recent)
             if lines.is_empty():
                 return empty_events()
+        # Most statements are logged on one line: only the others pay for a group_by.
+        single = lines.filter(pl.col("_n") == 1).select(
+            *key,
+            "event_time", "source", "line", *_SESSION_FIELDS, "pid", "session_id",
+            "audit_type", "substatement_id", "command_tag", "command_class", "object_type",
+            pl.when(pl.col("object_name") != "")
+            .then(pl.concat_list("object_name"))
+            .otherwise(pl.lit([], pl.List(pl.String)))
+            .alias("tables"),
+            pl.col("_text").alias("statement"),
+            "_param",
+            "rows",
+            (pl.col("command_tag") == "SELECT").alias("_has_select"),
+        )  # fmt: skip
+        multi = lines.filter(pl.col("_n") > 1)
+        parts = [single]
+        if not multi.is_empty():
+            parts.append(self._merge_multi(multi, key).select(single.columns))
+        merged = pl.concat(parts, how="vertical_relaxed")
+        tag = pl.col("command_tag")
+        unknown = (pl.col("rows") == 0) & (
+            (tag == "FETCH") | ((tag == "COPY") & ~pl.col("_has_select"))
+        )
+        return merged.with_columns(
+            pl.lit("statement").alias("event_kind"),
+            parameters_expr(pl.col("_param")).alias("parameters"),
+            pl.when(pl.col("rows").is_null())
+            .then(pl.lit("not_logged"))
+            .when(unknown)
+            .then(pl.lit("unknown"))
+            .otherwise(pl.lit("counted"))
+            .alias("rows_status"),
+            pl.when(unknown).then(None).otherwise(pl.col("rows")).alias("rows"),
+        )
+
+    @staticmethod
+    def _merge_multi(lines: pl.DataFrame, key: list[str]) -> pl.DataFrame:
+        """Merge statements logged on several lines (per relation, per sub-statement)."""
+        lines = lines.with_columns(pl.col("_text").drop_nulls().first().over(key))
         # The statement's own command is the line whose tag matches the text's first
         # keyword (COPY for COPY (SELECT ...) TO, whose rows sit on the SELECT line).
         lines = lines.with_columns(
             (_first_word(pl.col("command_tag")) == _first_word(pl.col("_text"))).alias("_own")
         )
-        merged = lines.group_by(key, maintain_order=True).agg(
+        return lines.group_by(key, maintain_order=True).agg(
             pl.col("event_time").min(),
             pl.col("source").first(),
             pl.col("line").min(),
@@ -306,21 +355,6 @@ class PgEventBuilder:
             pl.col("_param").drop_nulls().first().alias("_param"),
             pl.col("rows").max(),
             (pl.col("command_tag") == "SELECT").any().alias("_has_select"),
-        )
-        tag = pl.col("command_tag")
-        unknown = (pl.col("rows") == 0) & (
-            (tag == "FETCH") | ((tag == "COPY") & ~pl.col("_has_select"))
-        )
-        return merged.with_columns(
-            pl.lit("statement").alias("event_kind"),
-            parameters_expr(pl.col("_param")).alias("parameters"),
-            pl.when(pl.col("rows").is_null())
-            .then(pl.lit("not_logged"))
-            .when(unknown)
-            .then(pl.lit("unknown"))
-            .otherwise(pl.lit("counted"))
-            .alias("rows_status"),
-            pl.when(unknown).then(None).otherwise(pl.col("rows")).alias("rows"),
         )
 
     def _session_events(self, records: pl.DataFrame) -> pl.DataFrame:

@@ -32,13 +32,21 @@ CSV_COLUMNS: Final = (
     "query_id",
 )  # fmt: skip
 _WIDTHS: Final = (23, 24, 26)
+#: Columns that can hold a newline (the others are numbers, ids, times and names).
+_FREE_TEXT: Final = frozenset(
+    {"message", "detail", "hint", "internal_query", "context", "query", "application_name"}
+)
 _RECORD_START = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 
 
 def _records(frame: pl.DataFrame, source: str, first_line: int) -> pl.DataFrame:
     """Map csvlog columns onto the shared record frame and number physical lines."""
     newlines = pl.sum_horizontal(
-        [pl.col(c).str.count_matches("\n", literal=True).fill_null(0) for c in frame.columns]
+        [
+            pl.col(c).str.count_matches("\n", literal=True).fill_null(0)
+            for c in frame.columns
+            if c in _FREE_TEXT
+        ]
     )
     span = newlines + 1
     host = pl.col("connection_from").str.extract_groups(r"^(?<h>.*?)(?::(?<p>\d+))?$")

@@ -3,8 +3,8 @@
 pgaudit writes ``AUDIT: TYPE,STATEMENT_ID,SUBSTATEMENT_ID,CLASS,COMMAND,OBJECT_TYPE,
 OBJECT_NAME,STATEMENT,PARAMETER[,ROWS]`` where STATEMENT, PARAMETER and OBJECT_NAME are CSV
 fields (quoted when they hold a comma, quote or newline) and ROWS exists only with
-``pgaudit.log_rows=on``. One regex over the whole column does the split; the rare rows
-whose parameter list needs real CSV unquoting fall back to :mod:`csv`.
+``pgaudit.log_rows=on``. Literal string kernels over the whole column do the split; the
+rare parameter lists that need real CSV unquoting fall back to :mod:`csv`.
 """
 
 from __future__ import annotations
@@ -14,31 +14,11 @@ from typing import Final
 
 import polars as pl
 
-_FIELD = r'"(?:[^"]|"")*"|[^,]*'
-AUDIT_PATTERN: Final = (
-    r"^AUDIT: (?<audit_type>SESSION|OBJECT),(?<statement_id>\d+),(?<substatement_id>\d+),"
-    r"(?<command_class>[A-Z_]*),(?<command_tag>[^,]*),(?<object_type>[^,]*),"
-    rf"(?<object_name>{_FIELD}),(?<statement>{_FIELD}),(?<parameter>{_FIELD})"
-    r"(?:,(?<rows>\d+))?$"
-)
-
 #: pgaudit placeholders that stand for "not here" rather than a value.
 NOT_LOGGED: Final = "<not logged>"
 PREVIOUSLY_LOGGED: Final = "<previously logged>"
 NO_PARAMETERS: Final = "<none>"
 _PLACEHOLDERS: Final = (NOT_LOGGED, PREVIOUSLY_LOGGED, NO_PARAMETERS)
-
-
-def unquote_csv_expr(expr: pl.Expr) -> pl.Expr:
-    """Undo CSV quoting of one field: strip the outer quotes and halve doubled quotes.
-
-    >>> f = pl.DataFrame({"f": ['"a, ""b"" c"', "plain"]})
-    >>> f.select(unquote_csv_expr(pl.col("f")))["f"].to_list()
-    ['a, "b" c', 'plain']
-    """
-    quoted = expr.str.starts_with('"') & expr.str.ends_with('"') & (expr.str.len_chars() >= 2)
-    inner = expr.str.slice(1, expr.str.len_chars() - 2).str.replace_all('""', '"', literal=True)
-    return pl.when(quoted).then(inner).otherwise(expr)
 
 
 def _split_parameters(text: str) -> list[str]:
@@ -66,24 +46,85 @@ def parameters_expr(expr: pl.Expr) -> pl.Expr:
     )
 
 
-def parse_audit_expr(message: pl.Expr) -> pl.Expr:
-    """Struct of the payload's fields (all null when the message is not a valid payload).
+def _take_field(frame: pl.LazyFrame, source: str, field: str, rest: str) -> pl.LazyFrame:
+    """Split the first CSV field off column ``source`` into columns ``field`` and ``rest``.
 
-    >>> msg = 'AUDIT: SESSION,3,1,READ,SELECT,TABLE,public.t,"SELECT a, b FROM t",<none>,7'
-    >>> s = pl.DataFrame({"m": [msg]}).select(parse_audit_expr(pl.col("m")).alias("a")).unnest("a")
-    >>> s.select("statement_id", "command_tag", "object_name", "statement", "rows").row(0)
-    (3, 'SELECT', 'public.t', 'SELECT a, b FROM t', 7)
+    Inside a quoted field every quote is doubled, so once the opening quote is dropped
+    and doubled quotes are masked, the first remaining quote closes the field. Only
+    literal string kernels run here: capture-group regexes are ~10x slower on long
+    statements. Each step is its own column so nothing is computed twice.
     """
-    g = message.str.extract_groups(AUDIT_PATTERN)
-    return pl.struct(
-        g.struct.field("audit_type"),
-        g.struct.field("statement_id").cast(pl.Int64),
-        g.struct.field("substatement_id").cast(pl.Int64),
-        g.struct.field("command_class"),
-        g.struct.field("command_tag"),
-        pl.when(g.struct.field("object_type") != "").then(g.struct.field("object_type")),
-        unquote_csv_expr(g.struct.field("object_name")).alias("object_name"),
-        unquote_csv_expr(g.struct.field("statement")).alias("statement"),
-        unquote_csv_expr(g.struct.field("parameter")).alias("parameter"),
-        g.struct.field("rows").cast(pl.Int64),
+    text = pl.col(source)
+    frame = frame.with_columns(
+        text.str.starts_with('"').alias("_q"),
+        text.str.slice(1).str.replace_all('""', "\x00", literal=True).alias("_body"),
+        text.str.splitn(",", 2).alias("_plain"),
+    ).with_columns(pl.col("_body").str.find('"', literal=True).alias("_close"))
+    after = pl.col("_body").str.slice(pl.col("_close") + 1)
+    quoted_rest = (
+        pl.when(after.str.starts_with(","))
+        .then(after.str.slice(1).str.replace_all("\x00", '""', literal=True))
+        .when(after == "")
+        .then(pl.lit(None, pl.String))
+        .otherwise(pl.lit("\x00bad"))  # text after the closing quote: not CSV
     )
+    quoted_field = (
+        pl.col("_body").str.slice(0, pl.col("_close")).str.replace_all("\x00", '"', literal=True)
+    )
+    return frame.with_columns(
+        pl.when(pl.col("_q"))
+        .then(quoted_field)
+        .otherwise(pl.col("_plain").struct.field("field_0"))
+        .alias(field),
+        pl.when(pl.col("_q"))
+        .then(quoted_rest)
+        .otherwise(pl.col("_plain").struct.field("field_1"))
+        .alias(rest),
+    ).drop("_q", "_body", "_plain", "_close")
+
+
+AUDIT_FIELDS: Final = (
+    "audit_type", "statement_id", "substatement_id", "command_class", "command_tag",
+    "object_type", "object_name", "statement", "parameter", "rows",
+)  # fmt: skip
+
+
+def parse_audit(frame: pl.DataFrame, message: str = "message") -> pl.DataFrame:
+    """Add the payload's fields as columns (:data:`AUDIT_FIELDS`) to ``frame``.
+
+    ``audit_type`` is null where ``message`` is not a valid payload.
+
+    >>> msg = 'AUDIT: SESSION,3,1,READ,SELECT,TABLE,public.t,"SELECT a, ""b"" FROM t",<none>,7'
+    >>> s = parse_audit(pl.DataFrame({"message": [msg]}))
+    >>> s.select("statement_id", "object_name", "statement", "rows").row(0)
+    (3, 'public.t', 'SELECT a, "b" FROM t', 7)
+    """
+    msg = pl.col(message)
+    lazy = frame.lazy().with_columns(msg.str.strip_prefix("AUDIT: ").str.splitn(",", 7).alias("_h"))
+    lazy = lazy.with_columns(
+        [pl.col("_h").struct.field(f"field_{i}").alias(f"_f{i}") for i in range(7)]
+    ).drop("_h")
+    lazy = _take_field(lazy, "_f6", "object_name", "_r1")
+    lazy = _take_field(lazy, "_r1", "statement", "_r2")
+    lazy = _take_field(lazy, "_r2", "parameter", "_r3")
+    lazy = lazy.with_columns(
+        pl.col("_f1").cast(pl.Int64, strict=False).alias("statement_id"),
+        pl.col("_f2").cast(pl.Int64, strict=False).alias("substatement_id"),
+        pl.col("_r3").cast(pl.Int64, strict=False).alias("rows"),
+    )
+    valid = (
+        msg.str.starts_with("AUDIT: ")
+        & pl.col("_f0").is_in(["SESSION", "OBJECT"])
+        & pl.col("statement_id").is_not_null()
+        & pl.col("substatement_id").is_not_null()
+        & pl.col("statement").is_not_null()
+        & pl.col("parameter").is_not_null()
+        & (pl.col("_r3").is_null() | pl.col("rows").is_not_null())
+    )
+    lazy = lazy.with_columns(
+        pl.when(valid).then(pl.col("_f0")).alias("audit_type"),
+        pl.col("_f3").alias("command_class"),
+        pl.col("_f4").alias("command_tag"),
+        pl.when(pl.col("_f5") != "").then(pl.col("_f5")).alias("object_type"),
+    )
+    return lazy.drop([f"_f{i}" for i in range(7)] + ["_r1", "_r2", "_r3"]).collect()

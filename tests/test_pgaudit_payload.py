@@ -6,7 +6,7 @@ import re
 
 import polars as pl
 
-from streams.pgaudit_payload import parameters_expr, parse_audit_expr
+from streams.pgaudit_payload import parameters_expr, parse_audit
 from tests.corpus import CORPUS
 
 REGRESS = CORPUS / "pgaudit" / "pgaudit-regress-expected.txt"
@@ -26,7 +26,7 @@ def _records() -> list[str]:
 
 def _parsed() -> pl.DataFrame:
     frame = pl.DataFrame({"m": _records()})
-    return frame.select(pl.col("m"), parse_audit_expr(pl.col("m")).alias("a")).unnest("a")
+    return parse_audit(frame, "m")
 
 
 def test_every_regression_record_parses() -> None:
