@@ -57,19 +57,22 @@ def _take_field(frame: pl.LazyFrame, source: str, field: str, rest: str) -> pl.L
     text = pl.col(source)
     frame = frame.with_columns(
         text.str.starts_with('"').alias("_q"),
-        text.str.slice(1).str.replace_all('""', "\x00", literal=True).alias("_body"),
+        text.str.slice(1)
+        .str.replace_all('""', "\x00", literal=True)
+        .str.splitn('"', 2)
+        .alias("_quoted"),
         text.str.splitn(",", 2).alias("_plain"),
-    ).with_columns(pl.col("_body").str.find('"', literal=True).alias("_close"))
-    after = pl.col("_body").str.slice(pl.col("_close") + 1)
+    )
+    after = pl.col("_quoted").struct.field("field_1")
     quoted_rest = (
         pl.when(after.str.starts_with(","))
         .then(after.str.slice(1).str.replace_all("\x00", '""', literal=True))
         .when(after == "")
         .then(pl.lit(None, pl.String))
-        .otherwise(pl.lit("\x00bad"))  # text after the closing quote: not CSV
+        .otherwise(pl.lit("\x00bad"))  # no closing quote, or text after it: not CSV
     )
-    quoted_field = (
-        pl.col("_body").str.slice(0, pl.col("_close")).str.replace_all("\x00", '"', literal=True)
+    quoted_field = pl.when(after.is_not_null()).then(
+        pl.col("_quoted").struct.field("field_0").str.replace_all("\x00", '"', literal=True)
     )
     return frame.with_columns(
         pl.when(pl.col("_q"))
@@ -80,7 +83,7 @@ def _take_field(frame: pl.LazyFrame, source: str, field: str, rest: str) -> pl.L
         .then(quoted_rest)
         .otherwise(pl.col("_plain").struct.field("field_1"))
         .alias(rest),
-    ).drop("_q", "_body", "_plain", "_close")
+    ).drop("_q", "_quoted", "_plain")
 
 
 AUDIT_FIELDS: Final = (

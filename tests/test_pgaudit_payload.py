@@ -7,7 +7,7 @@ import re
 import polars as pl
 
 from streams.pgaudit_payload import parameters_expr, parse_audit
-from tests.corpus import CORPUS
+from corpus import CORPUS
 
 REGRESS = CORPUS / "pgaudit" / "pgaudit-regress-expected.txt"
 
