@@ -35,6 +35,11 @@ class Chunk:
     text: str
     first_line: int
     rejects: pl.DataFrame
+    lines: int
+
+
+def _count_lines(data: bytes) -> int:
+    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
 
 
 def open_binary(path: Path) -> IO[bytes]:
@@ -110,7 +115,7 @@ def iter_chunks(
             if not block:
                 if buffer:
                     text, rejects = _decode(buffer, name, line)
-                    yield Chunk(text, line, rejects)
+                    yield Chunk(text, line, rejects, _count_lines(buffer))
                 return
             if len(buffer) < chunk_bytes:
                 continue
@@ -121,5 +126,5 @@ def iter_chunks(
                 cut = buffer.rfind(b"\n") + 1 or len(buffer)
             piece, buffer = buffer[:cut], buffer[cut:]
             text, rejects = _decode(piece, name, line)
-            yield Chunk(text, line, rejects)
+            yield Chunk(text, line, rejects, _count_lines(piece))
             line += piece.count(b"\n")

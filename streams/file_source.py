@@ -99,12 +99,10 @@ def iter_file_batches(paths: Sequence[Path], options: SourceOptions) -> Iterator
             path, parser.record_start, source=str(path), chunk_bytes=options.chunk_bytes
         ):
             result = parser.feed(chunk.text, source=str(path), first_line=chunk.first_line)
+            # Lines are counted on the bytes: a line rejected as not UTF-8 still counts.
+            rejects = result.rejects
             if not chunk.rejects.is_empty():
-                result = ParseResult(
-                    result.events,
-                    chunk.rejects.vstack(result.rejects),
-                    result.lines,
-                )
-            yield Batch(path, fmt, result)
+                rejects = chunk.rejects.vstack(rejects)
+            yield Batch(path, fmt, ParseResult(result.events, rejects, chunk.lines))
     for key, parser in parsers.items():
         yield Batch(last_path[key], key[0], parser.flush())

@@ -127,7 +127,7 @@ class PgauditCsvlogParser:
     def feed(self, text: str, *, source: str, first_line: int) -> ParseResult:
         lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
         if not text.strip():
-            return ParseResult.empty()
+            return ParseResult(ParseResult.empty().events, empty_rejects(), lines)
         frame = self._fast(text)
         rejects = empty_rejects()
         if frame is None:

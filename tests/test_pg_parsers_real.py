@@ -139,7 +139,8 @@ def test_fresh_server_logs(pg_logs) -> None:  # type: ignore[no-untyped-def]
 def test_three_formats_agree() -> None:
     """The same server wrote the three files at once: they must give the same events."""
     columns = ["user", "event_kind", "statement_id", "command_tag", "rows", "rows_status",
-               "tables", "parameters", "client_ip", "client_port", "session_id", "statement"]  # fmt: skip
+               "tables", "parameters", "client_ip", "client_port", "session_id",
+               "statement"]  # fmt: skip
     frames = []
     for suffix in FORMATS:
         events, _ = _parse(SNAPSHOT / f"debian-prefix.{suffix}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import polars as pl
+from corpus import CORPUS
 
 from streams.pgaudit_payload import parameters_expr, parse_audit
-from corpus import CORPUS
 
 REGRESS = CORPUS / "pgaudit" / "pgaudit-regress-expected.txt"
 
