@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,42 +54,64 @@ class ParseSummary:
         return "\n".join(out)
 
 
+def _update(summary: ParseSummary, events: pl.DataFrame) -> None:
+    statements = int((events["event_kind"] == "statement").sum())
+    summary.statements += statements
+    summary.session_events += events.height - statements
+    first, last = events["event_time"].min(), events["event_time"].max()
+    if summary.first_event is None or first < summary.first_event:  # type: ignore[operator]
+        summary.first_event = first
+    if summary.last_event is None or last > summary.last_event:  # type: ignore[operator]
+        summary.last_event = last
+
+
 def parse_files(
     paths: Sequence[Path],
     config: Config,
     *,
     out: Path | None,
     dead_letter: Path | None,
+    keep: bool = True,
 ) -> tuple[pl.DataFrame, ParseSummary]:
-    """Parse ``paths`` into one canonical frame, writing rejects to ``dead_letter``."""
+    """Parse ``paths`` into the canonical table, writing rejects to ``dead_letter``.
+
+    Batches are spilled to Parquet parts as they come and streamed into ``out`` at the
+    end, so memory stays bounded by one batch whatever the input size; ``keep=False``
+    returns an empty frame instead of collecting all events in memory.
+    Rows are in event-time order within each batch; a statement held back to merge its
+    lines across a chunk boundary is written with the next batch.
+    """
     started = time.perf_counter()
     summary = ParseSummary()
     writer = DeadLetterWriter(dead_letter)
     frames: list[pl.DataFrame] = []
-    try:
-        for batch in iter_file_batches(paths, config.source_options()):
-            result = batch.result
-            summary.lines += result.lines
-            summary.formats[batch.format] = summary.formats.get(batch.format, 0) + result.lines
-            writer.write(result.rejects)
-            if not result.events.is_empty():
-                frames.append(result.events)
-    finally:
-        writer.close()
-    events = pl.concat(frames) if frames else empty_events()
-    # Parsers emit in time order per batch; held-back statements come one batch later.
-    events = events.sort("event_time", "raw_ref", maintain_order=True)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        events.write_parquet(out)
+    with tempfile.TemporaryDirectory(prefix="exfil-parse-") as tmp:
+        parts: list[Path] = []
+        try:
+            for batch in iter_file_batches(paths, config.source_options()):
+                result = batch.result
+                summary.lines += result.lines
+                summary.formats[batch.format] = summary.formats.get(batch.format, 0) + result.lines
+                writer.write(result.rejects)
+                if result.events.is_empty():
+                    continue
+                _update(summary, result.events)
+                if keep:
+                    frames.append(result.events)
+                if out is not None:
+                    parts.append(Path(tmp) / f"{len(parts):08d}.parquet")
+                    result.events.write_parquet(parts[-1])
+        finally:
+            writer.close()
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if parts:
+                pl.scan_parquet(parts).sink_parquet(out)
+            else:
+                empty_events().write_parquet(out)
     summary.seconds = time.perf_counter() - started
-    kinds = events["event_kind"]
-    summary.statements = int((kinds == "statement").sum())
-    summary.session_events = events.height - summary.statements
     summary.rejects = dict(writer.counts)
-    if events.height:
-        summary.first_event = events["event_time"].min()
-        summary.last_event = events["event_time"].max()
+    events = pl.concat(frames) if frames else empty_events()
     return events, summary
 
 
@@ -103,7 +126,7 @@ def run_parse(
     dlq = dead_letter if dead_letter is not None else out.with_suffix(".deadletter.jsonl")
     if dlq.exists():
         dlq.unlink()
-    _, summary = parse_files(paths, config, out=out, dead_letter=dlq)
+    _, summary = parse_files(paths, config, out=out, dead_letter=dlq, keep=False)
     print(summary.render(), file=stream)
     print(f"wrote             {out}", file=stream)
     if summary.rejects:

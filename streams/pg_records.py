@@ -23,7 +23,7 @@ the table form ``COPY t TO`` (what pg_dump runs) and cursor ``FETCH``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Final
 
@@ -63,8 +63,17 @@ RECORD_COLUMNS: Final = pl.Schema(
     }
 )
 
+#: Rebuilds the raw text of the records at the given ``_row`` positions.
+RawLookup = Callable[[pl.Series], pl.Series]
+
 _SESSION_FIELDS: Final = ("user", "database", "application", "client_ip", "client_port")
 _MAX_SESSIONS: Final = 200_000
+#: What the statement merge needs of an audit line (the long message text is not kept).
+_LINE_COLUMNS: Final = (
+    "source", "line", "event_time", "session_key", *_SESSION_FIELDS, "pid", "session_id",
+    "audit_type", "statement_id", "substatement_id", "command_class", "command_tag",
+    "object_type", "object_name", "statement", "parameter", "rows",
+)  # fmt: skip
 _AUTH_FAILED = (
     r'^(?:password authentication failed for user|role "[^"]*" does not exist'
     r"|no pg_hba\.conf entry for host|pg_hba\.conf rejects connection"
@@ -126,8 +135,12 @@ class PgEventBuilder:
     def held_(self) -> pl.DataFrame | None:
         return getattr(self, "_held", None)
 
-    def feed(self, records: pl.DataFrame, raw_expr: pl.Expr | None = None) -> ParseResult:
-        """Events and rejects for one record frame; ``raw_expr`` rebuilds rejected text."""
+    def feed(self, records: pl.DataFrame, raw_of: RawLookup | None = None) -> ParseResult:
+        """Events and rejects for one record frame.
+
+        ``raw_of`` rebuilds the text of rejected records from their ``_row`` column, for
+        formats whose fast path keeps no raw text (csvlog).
+        """
         records = self._complete(records)
         if records.is_empty():
             return ParseResult.empty()
@@ -137,8 +150,10 @@ class PgEventBuilder:
             pl.coalesce(pl.col("session_id"), pl.col("pid").cast(pl.String)).alias("session_key"),
         )
         bad_time = records["event_time"].is_null()
-        rejects = [self._rejects(records.filter(bad_time), "bad_timestamp", raw_expr)]
-        records = records.filter(~bad_time)
+        rejects = [empty_rejects()]
+        if bad_time.any():  # filtering copies every column: only when needed
+            rejects.append(self._rejects(records.filter(bad_time), "bad_timestamp", raw_of))
+            records = records.filter(~bad_time)
         # csvlog and jsonlog carry user, database and client on every session record;
         # only logs whose prefix lacks them need the session fill (and its state).
         needs_fill = records.select(
@@ -156,11 +171,11 @@ class PgEventBuilder:
         # RAISE LOG 'AUDIT: ...' forgery carries a CONTEXT line.
         forged = pl.col("context").is_not_null()
         bad_payload = pl.col("audit_type").is_null()
-        rejects.append(self._rejects(audit.filter(forged), "forged_audit", raw_expr))
+        rejects.append(self._rejects(audit.filter(forged), "forged_audit", raw_of))
         rejects.append(
-            self._rejects(audit.filter(~forged & bad_payload), "bad_audit_payload", raw_expr)
+            self._rejects(audit.filter(~forged & bad_payload), "bad_audit_payload", raw_of)
         )
-        audit_lines = audit.filter(~forged & ~bad_payload)
+        audit_lines = audit.filter(~forged & ~bad_payload).select(_LINE_COLUMNS)
 
         statements = self._merge_statements(audit_lines, final=False)
         session_events = self._session_events(records.filter(~is_audit))
@@ -189,12 +204,12 @@ class PgEventBuilder:
         )
 
     @staticmethod
-    def _rejects(frame: pl.DataFrame, reason: str, raw_expr: pl.Expr | None) -> pl.DataFrame:
+    def _rejects(frame: pl.DataFrame, reason: str, raw_of: RawLookup | None) -> pl.DataFrame:
         if frame.is_empty():
             return empty_rejects()
         raw = pl.col("raw")
-        if raw_expr is not None:
-            raw = pl.coalesce(raw, raw_expr)
+        if raw_of is not None and "_row" in frame.columns:
+            raw = pl.coalesce(raw, raw_of(frame["_row"]))
         return frame.select(
             pl.col("source"), pl.col("line"), pl.lit(reason).alias("reason"), raw.alias("raw")
         ).cast(REJECT_SCHEMA)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ import polars as pl
 
 from streams.base import MAX_RECORD_CHARS, ParseResult
 from streams.deadletter import empty_rejects, rejects_frame
-from streams.pg_records import PgEventBuilder
+from streams.pg_records import PgEventBuilder, RawLookup
 from streams.pg_time import DEFAULT_ABBREVIATIONS
 
 CSV_COLUMNS: Final = (
@@ -68,19 +68,24 @@ def _records(frame: pl.DataFrame, source: str, first_line: int) -> pl.DataFrame:
         pl.col("message"),
         pl.col("context"),
         pl.col("query"),
-        *[pl.col(c).alias(f"_csv_{i}") for i, c in enumerate(frame.columns)],
+        pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
     )
 
 
-def _raw_expr(width: int) -> pl.Expr:
-    """Rebuild a rejected record's CSV text from its fields (fast path has no raw text)."""
-    quoted = [
-        pl.when(pl.col(f"_csv_{i}").is_null())
-        .then(pl.lit(""))
-        .otherwise('"' + pl.col(f"_csv_{i}").str.replace_all('"', '""', literal=True) + '"')
-        for i in range(width)
-    ]
-    return pl.concat_str(quoted, separator=",")
+def _raw_lookup(frame: pl.DataFrame) -> RawLookup:
+    """Rebuild rejected records' CSV text from their fields (the fast path keeps none)."""
+
+    def raw_of(rows: pl.Series) -> pl.Series:
+        quoted = [
+            pl.when(pl.col(c).is_null())
+            .then(pl.lit(""))
+            .otherwise('"' + pl.col(c).str.replace_all('"', '""', literal=True) + '"')
+            for c in frame.columns
+        ]
+        picked = frame[rows]
+        return picked.select(pl.concat_str(quoted, separator=",")).to_series()
+
+    return raw_of
 
 
 class PgauditCsvlogParser:
@@ -139,7 +144,7 @@ class PgauditCsvlogParser:
             records = _records(frame, source, first_line)
         if records is None:
             return ParseResult(self.builder_.feed(pl.DataFrame()).events, rejects, lines)
-        result = self.builder_.feed(records, _raw_expr(frame.width))
+        result = self.builder_.feed(records, _raw_lookup(frame))
         return ParseResult(result.events, pl.concat([rejects, result.rejects]), lines)
 
     def flush(self) -> ParseResult:
