@@ -169,7 +169,7 @@ class PgEventBuilder:
         audit = parse_audit(records.filter(is_audit))
         # A real pgaudit record hides its statement and context; a PL/pgSQL
         # RAISE LOG 'AUDIT: ...' forgery carries a CONTEXT line.
-        forged = pl.col("context").is_not_null()
+        forged = pl.col("context").is_not_null() & (pl.col("context") != "")
         bad_payload = pl.col("audit_type").is_null()
         rejects.append(self._rejects(audit.filter(forged), "forged_audit", raw_of))
         rejects.append(
