@@ -14,6 +14,7 @@ import gzip
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import IO
 
@@ -30,12 +31,33 @@ _MAX_BACKTRACK_LINES = 20_000
 
 @dataclass(frozen=True)
 class Chunk:
-    """Decoded text of whole records, where it starts, and the lines rejected as bytes."""
+    """Bytes of whole records and where they start; decoded on first use.
 
-    text: str
+    Parsers with a bytes fast path (csvlog) never pay for decoding valid input.
+    """
+
+    data: bytes
     first_line: int
-    rejects: pl.DataFrame
-    lines: int
+    source: str
+
+    @cached_property
+    def _decoded(self) -> tuple[str, pl.DataFrame]:
+        return _decode(self.data, self.source, self.first_line)
+
+    @property
+    def text(self) -> str:
+        """The chunk as text; lines that are not UTF-8 are blanked (see ``rejects``)."""
+        return self._decoded[0]
+
+    @property
+    def rejects(self) -> pl.DataFrame:
+        """The ``not_utf8`` rejects found while decoding."""
+        return self._decoded[1]
+
+    @cached_property
+    def lines(self) -> int:
+        """Physical lines in the chunk (a last line without newline counts)."""
+        return _count_lines(self.data)
 
 
 def _count_lines(data: bytes) -> int:
@@ -114,8 +136,7 @@ def iter_chunks(
             buffer += block
             if not block:
                 if buffer:
-                    text, rejects = _decode(buffer, name, line)
-                    yield Chunk(text, line, rejects, _count_lines(buffer))
+                    yield Chunk(buffer, line, name)
                 return
             if len(buffer) < chunk_bytes:
                 continue
@@ -125,6 +146,6 @@ def iter_chunks(
                     continue
                 cut = buffer.rfind(b"\n") + 1 or len(buffer)
             piece, buffer = buffer[:cut], buffer[cut:]
-            text, rejects = _decode(piece, name, line)
-            yield Chunk(text, line, rejects, _count_lines(piece))
-            line += piece.count(b"\n")
+            chunk = Chunk(piece, line, name)
+            yield chunk
+            line += chunk.lines - (0 if piece.endswith(b"\n") else 1)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from streams.base import Parser, ParseResult
-from streams.chunking import DEFAULT_CHUNK_BYTES, iter_chunks
+from streams.chunking import DEFAULT_CHUNK_BYTES, Chunk, iter_chunks
 from streams.detect import detect_file
 from streams.exceptions import UnknownFormatError
 from streams.pg_prefix import DEFAULT_PREFIX
@@ -67,6 +67,20 @@ def make_parser(fmt: str, prefix: str | None, options: SourceOptions) -> Parser:
     raise UnknownFormatError(f"no parser for format {fmt!r}")
 
 
+def feed_chunk(parser: Parser, chunk: Chunk) -> ParseResult:
+    """Parse one chunk, through the parser's bytes fast path when it has one."""
+    fast = getattr(parser, "feed_bytes", None)
+    result = None
+    if fast is not None:
+        result = fast(chunk.data, source=chunk.source, first_line=chunk.first_line)
+    if result is None:
+        result = parser.feed(chunk.text, source=chunk.source, first_line=chunk.first_line)
+        if not chunk.rejects.is_empty():
+            result = ParseResult(result.events, chunk.rejects.vstack(result.rejects), 0)
+    # Lines are counted on the bytes: a line rejected as not UTF-8 still counts.
+    return ParseResult(result.events, result.rejects, chunk.lines)
+
+
 @dataclass(frozen=True)
 class Batch:
     """One parsed micro-batch and the file it came from."""
@@ -98,11 +112,6 @@ def iter_file_batches(paths: Sequence[Path], options: SourceOptions) -> Iterator
         for chunk in iter_chunks(
             path, parser.record_start, source=str(path), chunk_bytes=options.chunk_bytes
         ):
-            result = parser.feed(chunk.text, source=str(path), first_line=chunk.first_line)
-            # Lines are counted on the bytes: a line rejected as not UTF-8 still counts.
-            rejects = result.rejects
-            if not chunk.rejects.is_empty():
-                rejects = chunk.rejects.vstack(rejects)
-            yield Batch(path, fmt, ParseResult(result.events, rejects, chunk.lines))
+            yield Batch(path, fmt, feed_chunk(parser, chunk))
     for key, parser in parsers.items():
         yield Batch(last_path[key], key[0], parser.flush())

@@ -49,7 +49,14 @@ def _records(frame: pl.DataFrame, source: str, first_line: int) -> pl.DataFrame:
         ]
     )
     span = newlines + 1
-    host = pl.col("connection_from").str.extract_groups(r"^(?<h>.*?)(?::(?<p>\d+))?$")
+    # connection_from is "host:port" (IPv6 hosts contain colons too); split each distinct
+    # value once, since a session repeats it on every record.
+    distinct = frame["connection_from"].unique().drop_nulls()
+    split = distinct.to_frame().select(
+        pl.col("connection_from").str.extract_groups(r"^(?<h>.*?)(?::(?<p>\d+))?$")
+    )
+    hosts, ports = split.to_series().struct.field("h"), split.to_series().struct.field("p")
+    conn = pl.col("connection_from")
     return frame.select(
         pl.lit(source).alias("source"),
         (pl.lit(first_line, pl.Int64) + span.cum_sum() - span).alias("line"),
@@ -61,8 +68,10 @@ def _records(frame: pl.DataFrame, source: str, first_line: int) -> pl.DataFrame:
         pl.col("application_name").alias("application")
         if "application_name" in frame.columns
         else pl.lit(None, pl.String).alias("application"),
-        host.struct.field("h").alias("client_ip"),
-        host.struct.field("p").cast(pl.Int32, strict=False).alias("client_port"),
+        conn.replace_strict(distinct, hosts, default=None).alias("client_ip"),
+        conn.replace_strict(distinct, ports.cast(pl.Int32, strict=False), default=None).alias(
+            "client_port"
+        ),
         pl.col("error_severity").alias("severity"),
         pl.col("sql_state_code").alias("sqlstate"),
         pl.col("message"),
@@ -129,32 +138,44 @@ class PgauditCsvlogParser:
             )
         return self._builder
 
+    def feed_bytes(self, data: bytes, *, source: str, first_line: int) -> ParseResult | None:
+        """Fast path on undecoded bytes; ``None`` when the chunk needs :meth:`feed`."""
+        frame = self._fast(data)
+        if frame is None:
+            return None
+        return self._feed_frame(frame, data.count(b"\n"), source, first_line)
+
     def feed(self, text: str, *, source: str, first_line: int) -> ParseResult:
         lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
-        if not text.strip():
+        if not text or text.isspace():
             return ParseResult(ParseResult.empty().events, empty_rejects(), lines)
-        frame = self._fast(text)
+        frame = self._fast(text.encode())
+        if frame is not None:
+            return self._feed_frame(frame, lines, source, first_line)
         rejects = empty_rejects()
-        if frame is None:
-            frame, rejects, starts = self._slow(text, source, first_line)
-            records = _records(frame, source, first_line) if frame.height else None
-            if records is not None:
-                records = records.with_columns(pl.Series("line", starts, pl.Int64))
-        else:
-            records = _records(frame, source, first_line)
-        if records is None:
-            return ParseResult(self.builder_.feed(pl.DataFrame()).events, rejects, lines)
+        frame, rejects, starts = self._slow(text, source, first_line)
+        if not frame.height:
+            return ParseResult(ParseResult.empty().events, rejects, lines)
+        records = _records(frame, source, first_line).with_columns(
+            pl.Series("line", starts, pl.Int64)
+        )
         result = self.builder_.feed(records, _raw_lookup(frame))
         return ParseResult(result.events, pl.concat([rejects, result.rejects]), lines)
+
+    def _feed_frame(
+        self, frame: pl.DataFrame, lines: int, source: str, first_line: int
+    ) -> ParseResult:
+        result = self.builder_.feed(_records(frame, source, first_line), _raw_lookup(frame))
+        return ParseResult(result.events, result.rejects, lines)
 
     def flush(self) -> ParseResult:
         return self.builder_.flush()
 
     @staticmethod
-    def _fast(text: str) -> pl.DataFrame | None:
+    def _fast(data: bytes) -> pl.DataFrame | None:
         try:
             frame = pl.read_csv(
-                text.encode(),
+                data,
                 has_header=False,
                 infer_schema=False,
                 raise_if_empty=False,
