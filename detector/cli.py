@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_flags(p)
     p.add_argument("--out", type=Path, required=True, help="Parquet file to write")
     p.add_argument(
+        "--analyse",
+        action="store_true",
+        help="add SQL-analysis columns (tables, sensitive columns, row estimates, ...)",
+    )
+    p.add_argument("--catalog", type=Path, default=None, help="sensitivity catalog TOML")
+    p.add_argument(
         "--dead-letter",
         type=Path,
         default=None,
@@ -82,9 +88,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "server": args.server,
                 "mariadb_timezone": args.mariadb_timezone,
                 "tz_abbreviations": dict(args.tz_abbrev) if args.tz_abbrev else None,
+                "catalog": args.catalog,
             }
             config = load_config(args.config, flags)
-            return run_parse(args.paths, config, out=args.out, dead_letter=args.dead_letter)
+            return run_parse(
+                args.paths,
+                config,
+                out=args.out,
+                dead_letter=args.dead_letter,
+                analyse=args.analyse or args.catalog is not None,
+            )
         if args.command == "demo":
             from detector.parse_command import run_parse
 

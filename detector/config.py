@@ -11,6 +11,9 @@ Environment variables
 ``EXFIL_SERVER``            server name written into events
 ``EXFIL_MARIADB_TIMEZONE``  IANA zone of MariaDB audit timestamps (``UTC``)
 ``EXFIL_CATALOG``           sensitivity catalog TOML file
+``EXFIL_ID_HASH_KEY_FILE``  file holding the secret (>= 16 bytes) that keys ID-number
+                            hashes; without it a random per-process key is used, so
+                            distinct-person counts are exact but hashes differ per run
 
 Config file (TOML)
 ------------------
@@ -35,10 +38,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detector.exceptions import ConfigError
 from streams.file_source import SourceOptions
+
+if TYPE_CHECKING:
+    from features.catalog import Catalog
 
 ENV_VARS: Mapping[str, str] = {
     "EXFIL_FORMAT": "format",
@@ -46,6 +52,7 @@ ENV_VARS: Mapping[str, str] = {
     "EXFIL_SERVER": "server",
     "EXFIL_MARIADB_TIMEZONE": "mariadb_timezone",
     "EXFIL_CATALOG": "catalog",
+    "EXFIL_ID_HASH_KEY_FILE": "id_hash_key_file",
 }
 
 
@@ -63,6 +70,29 @@ class Config:
     mariadb_timezone: str = "UTC"
     tz_abbreviations: Mapping[str, str] = field(default_factory=dict)
     catalog: Path | None = None
+    id_hash_key_file: Path | None = None
+
+    def id_hash_key(self) -> bytes:
+        """The secret keying ID-number hashes (never stored in the repo or the config)."""
+        if self.id_hash_key_file is None:
+            from features.keyed_hash import random_key
+
+            return random_key()
+        try:
+            key = self.id_hash_key_file.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read ID hash key file {self.id_hash_key_file}: {exc.strerror}"
+            ) from exc
+        if len(key) < 16:
+            raise ConfigError(f"ID hash key in {self.id_hash_key_file} is shorter than 16 bytes")
+        return key
+
+    def load_catalog(self) -> Catalog:
+        """The sensitivity catalog (name heuristics only when none is configured)."""
+        from features.catalog import Catalog
+
+        return Catalog() if self.catalog is None else Catalog.load(self.catalog)
 
     def source_options(self) -> SourceOptions:
         return SourceOptions(
@@ -116,8 +146,9 @@ def load_config(
             values[name] = environ[var]
     values.update({k: v for k, v in (flags or {}).items() if v is not None})
     names = {f.name for f in fields(Config)}
-    if "catalog" in values and values["catalog"] is not None:
-        values["catalog"] = Path(values["catalog"])
+    for name in ("catalog", "id_hash_key_file"):
+        if values.get(name) is not None:
+            values[name] = Path(values[name])
     config = replace(Config(), **{k: v for k, v in values.items() if k in names})
     try:
         config.source_options()

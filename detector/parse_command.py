@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -72,12 +72,14 @@ def parse_files(
     out: Path | None,
     dead_letter: Path | None,
     keep: bool = True,
+    analyse: bool = False,
 ) -> tuple[pl.DataFrame, ParseSummary]:
     """Parse ``paths`` into the canonical table, writing rejects to ``dead_letter``.
 
     Batches are spilled to Parquet parts as they come and streamed into ``out`` at the
     end, so memory stays bounded by one batch whatever the input size; ``keep=False``
-    returns an empty frame instead of collecting all events in memory.
+    returns an empty frame instead of collecting all events in memory. ``analyse`` adds
+    the SQL-analysis columns of :func:`features.enrich.enrich` (catalog from config).
     Rows are in event-time order within each batch; a statement held back to merge its
     lines across a chunk boundary is written with the next batch.
     """
@@ -85,6 +87,7 @@ def parse_files(
     summary = ParseSummary()
     writer = DeadLetterWriter(dead_letter)
     frames: list[pl.DataFrame] = []
+    enricher = _enricher(config) if analyse else None
     with tempfile.TemporaryDirectory(prefix="exfil-parse-") as tmp:
         parts: list[Path] = []
         try:
@@ -96,11 +99,12 @@ def parse_files(
                 if result.events.is_empty():
                     continue
                 _update(summary, result.events)
+                events = result.events if enricher is None else enricher(result.events)
                 if keep:
-                    frames.append(result.events)
+                    frames.append(events)
                 if out is not None:
                     parts.append(Path(tmp) / f"{len(parts):08d}.parquet")
-                    result.events.write_parquet(parts[-1])
+                    events.write_parquet(parts[-1])
         finally:
             writer.close()
         if out is not None:
@@ -108,11 +112,25 @@ def parse_files(
             if parts:
                 pl.scan_parquet(parts).sink_parquet(out)
             else:
-                empty_events().write_parquet(out)
+                _empty(enricher).write_parquet(out)
     summary.seconds = time.perf_counter() - started
     summary.rejects = dict(writer.counts)
-    events = pl.concat(frames) if frames else empty_events()
+    events = pl.concat(frames) if frames else _empty(enricher)
     return events, summary
+
+
+Enricher = Callable[[pl.DataFrame], pl.DataFrame]
+
+
+def _enricher(config: Config) -> Enricher:
+    from features.enrich import enrich
+
+    catalog, key = config.load_catalog(), config.id_hash_key()
+    return lambda events: enrich(events, catalog, id_key=key)
+
+
+def _empty(enricher: Enricher | None) -> pl.DataFrame:
+    return empty_events() if enricher is None else enricher(empty_events())
 
 
 def run_parse(
@@ -121,12 +139,13 @@ def run_parse(
     *,
     out: Path,
     dead_letter: Path | None,
+    analyse: bool = False,
     stream: TextIO = sys.stdout,
 ) -> int:
     dlq = dead_letter if dead_letter is not None else out.with_suffix(".deadletter.jsonl")
     if dlq.exists():
         dlq.unlink()
-    _, summary = parse_files(paths, config, out=out, dead_letter=dlq, keep=False)
+    _, summary = parse_files(paths, config, out=out, dead_letter=dlq, keep=False, analyse=analyse)
     print(summary.render(), file=stream)
     print(f"wrote             {out}", file=stream)
     if summary.rejects:

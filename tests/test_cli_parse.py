@@ -73,3 +73,27 @@ def test_demo_runs_on_the_bundled_sample(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "statements" in done.stdout
     assert pl.read_parquet(tmp_path / "demo.parquet").height > 100
+
+
+def test_analyse_adds_sql_columns_and_sizes_whole_table_exports(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text('[tables."public.citizens"]\nrows = 1200000\n')
+    key = tmp_path / "id.key"
+    key.write_text("a-secret-of-at-least-16-bytes")
+    out = tmp_path / "e.parquet"
+    done = subprocess.run(
+        [sys.executable, "-m", "detector", "parse", str(SNAPSHOT / "debian-prefix.csv"),
+         "--catalog", str(catalog), "--out", str(out)],
+        capture_output=True, text=True, check=False,
+        env={**__import__("os").environ, "EXFIL_ID_HASH_KEY_FILE": str(key)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    events = pl.read_parquet(out)
+    dump = events.filter(pl.col("statement") == "COPY citizens TO STDOUT")
+    assert dump.select("rows", "rows_estimate", "rows_estimate_source", "is_export").row(0) == (
+        None, 1_200_000, "catalog", True
+    )  # fmt: skip
+    lookups = events.filter(pl.col("subject_count") > 0)
+    assert lookups.height >= 5
+    # Only keyed hashes of the ID numbers, never the numbers themselves.
+    assert lookups["subject_keys"].dtype == pl.List(pl.UInt64)
