@@ -7,4 +7,5 @@ bash scripts/setup.sh
 bash scripts/services/postgres.sh
 bash scripts/services/mariadb.sh
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 exec .venv/bin/python -m pytest "$@"

@@ -29,7 +29,9 @@ pid
 event_kind
     ``statement`` | ``connect`` | ``disconnect`` | ``failed_connect``.
 audit_type
-    pgaudit ``SESSION`` / ``OBJECT``; ``QUERY`` for MariaDB statements; null for session events.
+    pgaudit ``SESSION`` / ``OBJECT``; ``QUERY`` for MariaDB statements; ``TABLE`` for a
+    MariaDB table event whose QUERY line never came (kept as access evidence); null for
+    session events and for failed statements.
 statement_id, substatement_id
     pgaudit statement and sub-statement ids; MariaDB query id (substatement null).
 command_class

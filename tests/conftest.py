@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+#: The MariaDB fixture lives beside its server helper (tests/ is not a package).
+pytest_plugins = ["realdb.mariadb_fixture"]
+
 if TYPE_CHECKING:
     from realdb.pg_workload import PgLogs
 
