@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import streams.mariadb_audit as mariadb_audit
+import streams.mariadb_fields as mariadb_fields
 from streams.base import ParseResult
 from streams.deadletter import REJECT_REASONS, REJECT_SCHEMA
 from streams.mariadb_audit import MariaDBAuditParser
@@ -254,6 +255,7 @@ def test_client_host_and_port(host: str, ip: str | None, port: int | None) -> No
 
 def test_rejects_reasons(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mariadb_audit, "MAX_RECORD_CHARS", 200)
+    monkeypatch.setattr(mariadb_fields, "MAX_RECORD_CHARS", 200)
     ok = "20240101 00:00:00,db1,bob,10.0.0.1,3,4,QUERY,db,'select 1',0"
     lines = [
         ok,
