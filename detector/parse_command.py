@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 import polars as pl
+from polars.io.plugins import register_io_source
 
 from detector.config import Config
 from streams.deadletter import DeadLetterWriter
@@ -76,10 +76,10 @@ def parse_files(
 ) -> tuple[pl.DataFrame, ParseSummary]:
     """Parse ``paths`` into the canonical table, writing rejects to ``dead_letter``.
 
-    Batches are spilled to Parquet parts as they come and streamed into ``out`` at the
-    end, so memory stays bounded by one batch whatever the input size; ``keep=False``
-    returns an empty frame instead of collecting all events in memory. ``analyse`` adds
-    the SQL-analysis columns of :func:`features.enrich.enrich` (catalog from config).
+    Batches stream straight into ``out`` (one Parquet file, written by polars' streaming
+    engine as batches arrive), so memory stays bounded by a few batches whatever the
+    input size; ``keep=False`` returns an empty frame instead of collecting all events.
+    ``analyse`` adds the SQL-analysis columns of :func:`features.enrich.enrich`.
     Rows are in event-time order within each batch; a statement held back to merge its
     lines across a chunk boundary is written with the next batch.
     """
@@ -88,35 +88,56 @@ def parse_files(
     writer = DeadLetterWriter(dead_letter)
     frames: list[pl.DataFrame] = []
     enricher = _enricher(config) if analyse else None
-    with tempfile.TemporaryDirectory(prefix="exfil-parse-") as tmp:
-        parts: list[Path] = []
-        try:
-            for batch in iter_file_batches(paths, config.source_options()):
-                result = batch.result
-                summary.lines += result.lines
-                summary.formats[batch.format] = summary.formats.get(batch.format, 0) + result.lines
-                writer.write(result.rejects)
-                if result.events.is_empty():
-                    continue
-                _update(summary, result.events)
-                events = result.events if enricher is None else enricher(result.events)
-                if keep:
-                    frames.append(events)
-                if out is not None:
-                    parts.append(Path(tmp) / f"{len(parts):08d}.parquet")
-                    events.write_parquet(parts[-1])
-        finally:
-            writer.close()
-        if out is not None:
+    schema = _empty(enricher).schema
+
+    def batches() -> Iterator[pl.DataFrame]:
+        for batch in iter_file_batches(paths, config.source_options()):
+            result = batch.result
+            summary.lines += result.lines
+            summary.formats[batch.format] = summary.formats.get(batch.format, 0) + result.lines
+            writer.write(result.rejects)
+            if result.events.is_empty():
+                continue
+            _update(summary, result.events)
+            events = result.events if enricher is None else enricher(result.events)
+            if keep:
+                frames.append(events)
+            yield events
+
+    try:
+        if out is None:
+            for _ in batches():
+                pass
+        else:
             out.parent.mkdir(parents=True, exist_ok=True)
-            if parts:
-                pl.scan_parquet(parts).sink_parquet(out)
-            else:
-                _empty(enricher).write_parquet(out)
+            _sink(batches, schema, out)
+    finally:
+        writer.close()
     summary.seconds = time.perf_counter() - started
     summary.rejects = dict(writer.counts)
     events = pl.concat(frames) if frames else _empty(enricher)
     return events, summary
+
+
+def _sink(batches: Callable[[], Iterator[pl.DataFrame]], schema: pl.Schema, out: Path) -> None:
+    """Stream the batches into one Parquet file in a single pass."""
+    errors: list[BaseException] = []
+
+    def source(*_: object) -> Iterator[pl.DataFrame]:
+        # Errors raised inside polars' source callback would come back wrapped in a
+        # polars error; keep the original so the CLI reports it as ours.
+        try:
+            yield from batches()
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+
+    try:
+        register_io_source(io_source=source, schema=schema).sink_parquet(out)
+    except Exception:
+        if errors:
+            raise errors[0] from None
+        raise
 
 
 Enricher = Callable[[pl.DataFrame], pl.DataFrame]

@@ -8,7 +8,9 @@ a rotated log file keep their client address and user.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -19,6 +21,9 @@ from streams.detect import detect_file
 from streams.exceptions import UnknownFormatError
 from streams.pg_prefix import DEFAULT_PREFIX
 from streams.pg_time import abbreviation_table
+
+#: Chunks prepared ahead of the one being consumed (and worker threads doing it).
+PREFETCH: Final = 2
 
 FORMATS: Final = ("auto", "pgaudit-csv", "pgaudit-json", "pgaudit-stderr", "mariadb-audit")
 
@@ -67,18 +72,42 @@ def make_parser(fmt: str, prefix: str | None, options: SourceOptions) -> Parser:
     raise UnknownFormatError(f"no parser for format {fmt!r}")
 
 
-def feed_chunk(parser: Parser, chunk: Chunk) -> ParseResult:
-    """Parse one chunk, through the parser's bytes fast path when it has one."""
-    fast = getattr(parser, "feed_bytes", None)
-    result = None
-    if fast is not None:
-        result = fast(chunk.data, source=chunk.source, first_line=chunk.first_line)
-    if result is None:
+def _finish_chunk(parser: Parser, chunk: Chunk, prepared: object | None) -> ParseResult:
+    if prepared is not None:
+        result = parser.consume(prepared)  # type: ignore[attr-defined]
+    else:
         result = parser.feed(chunk.text, source=chunk.source, first_line=chunk.first_line)
         if not chunk.rejects.is_empty():
             result = ParseResult(result.events, chunk.rejects.vstack(result.rejects), 0)
     # Lines are counted on the bytes: a line rejected as not UTF-8 still counts.
     return ParseResult(result.events, result.rejects, chunk.lines)
+
+
+def parse_chunks(parser: Parser, chunks: Iterable[Chunk]) -> Iterator[ParseResult]:
+    """Parse chunks in order, overlapping the stateless work of the next ones.
+
+    Parsers with a ``prepare_bytes``/``consume`` pair (csvlog) run ``prepare_bytes`` on
+    :data:`PREFETCH` chunks ahead in worker threads (polars releases the GIL), while
+    ``consume`` keeps the stateful steps in input order on this thread.
+    """
+    prepare = getattr(parser, "prepare_bytes", None)
+    if prepare is None:
+        for chunk in chunks:
+            yield _finish_chunk(parser, chunk, None)
+        return
+    with ThreadPoolExecutor(max_workers=PREFETCH, thread_name_prefix="exfil-prepare") as pool:
+        pending: deque[tuple[Chunk, Future[object]]] = deque()
+        for chunk in chunks:
+            future = pool.submit(
+                prepare, chunk.data, source=chunk.source, first_line=chunk.first_line
+            )
+            pending.append((chunk, future))
+            if len(pending) > PREFETCH:
+                done, fut = pending.popleft()
+                yield _finish_chunk(parser, done, fut.result())
+        while pending:
+            done, fut = pending.popleft()
+            yield _finish_chunk(parser, done, fut.result())
 
 
 @dataclass(frozen=True)
@@ -109,9 +138,10 @@ def iter_file_batches(paths: Sequence[Path], options: SourceOptions) -> Iterator
             parsers[key] = make_parser(fmt, prefix, options)
         parser = parsers[key]
         last_path[key] = path
-        for chunk in iter_chunks(
+        chunks = iter_chunks(
             path, parser.record_start, source=str(path), chunk_bytes=options.chunk_bytes
-        ):
-            yield Batch(path, fmt, feed_chunk(parser, chunk))
+        )
+        for result in parse_chunks(parser, chunks):
+            yield Batch(path, fmt, result)
     for key, parser in parsers.items():
         yield Batch(last_path[key], key[0], parser.flush())

@@ -24,6 +24,7 @@ the table form ``COPY t TO`` (what pg_dump runs) and cursor ``FETCH``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
@@ -36,8 +37,8 @@ from streams.pgaudit_payload import (
     NO_PARAMETERS,
     NOT_LOGGED,
     PREVIOUSLY_LOGGED,
-    parameters_expr,
     parse_audit,
+    split_parameters,
 )
 from streams.schema import conform, empty_events
 
@@ -83,6 +84,75 @@ _AUTH_FAILED = (
 
 def _first_word(expr: pl.Expr) -> pl.Expr:
     return expr.str.strip_chars_start().str.extract(r"^([A-Za-z]+)").str.to_uppercase()
+
+
+@dataclass(frozen=True)
+class PreparedRecords:
+    """A record frame after the stateless steps, ready for :meth:`PgEventBuilder.consume`."""
+
+    records: pl.DataFrame
+    audit: pl.DataFrame
+    others: pl.DataFrame
+    rejects: pl.DataFrame
+
+
+def _complete(records: pl.DataFrame) -> pl.DataFrame:
+    missing = [
+        pl.lit(None, dtype).alias(name)
+        for name, dtype in RECORD_COLUMNS.items()
+        if name not in records.columns
+    ]
+    return records.with_columns(missing).with_columns(
+        [pl.col(n).cast(t) for n, t in RECORD_COLUMNS.items()]
+    )
+
+
+def _rejects(frame: pl.DataFrame, reason: str, raw_of: RawLookup | None) -> pl.DataFrame:
+    if frame.is_empty():
+        return empty_rejects()
+    raw = pl.col("raw")
+    if raw_of is not None and "_row" in frame.columns:
+        raw = pl.coalesce(raw, raw_of(frame["_row"]))
+    return frame.select(
+        pl.col("source"), pl.col("line"), pl.lit(reason).alias("reason"), raw.alias("raw")
+    ).cast(REJECT_SCHEMA)  # type: ignore[arg-type]
+
+
+def prepare_records(
+    records: pl.DataFrame, abbreviations: Mapping[str, int], raw_of: RawLookup | None = None
+) -> PreparedRecords:
+    """The stateless half of :meth:`PgEventBuilder.feed` (safe to run on worker threads).
+
+    Times to UTC, AUDIT payloads parsed, bad timestamps, bad payloads and forged records
+    rejected.
+    """
+    records = _complete(records)
+    records = (
+        with_utc_time(records, "timestamp", "event_time", abbreviations)
+        .with_columns(
+            pl.coalesce(pl.col("session_id"), pl.col("pid").cast(pl.String)).alias("session_key")
+        )
+        .with_row_index("_order")
+    )
+    bad_time = records["event_time"].is_null()
+    rejects = [empty_rejects()]
+    if bad_time.any():  # filtering copies every column: only when needed
+        rejects.append(_rejects(records.filter(bad_time), "bad_timestamp", raw_of))
+        records = records.filter(~bad_time)
+    is_audit = records["message"].str.starts_with("AUDIT: ")
+    audit = parse_audit(records.filter(is_audit))
+    # A real pgaudit record hides its statement and context; a PL/pgSQL
+    # RAISE LOG 'AUDIT: ...' forgery carries a CONTEXT line.
+    forged = pl.col("context").is_not_null() & (pl.col("context") != "")
+    bad_payload = pl.col("audit_type").is_null()
+    rejects.append(_rejects(audit.filter(forged), "forged_audit", raw_of))
+    rejects.append(_rejects(audit.filter(~forged & bad_payload), "bad_audit_payload", raw_of))
+    return PreparedRecords(
+        records=records.select("_order", "session_key", "message", "severity", *_SESSION_FIELDS),
+        audit=audit.filter(~forged & ~bad_payload).select(*_LINE_COLUMNS, "_order"),
+        others=records.filter(~is_audit),
+        rejects=pl.concat(rejects),
+    )
 
 
 class PgEventBuilder:
@@ -141,47 +211,32 @@ class PgEventBuilder:
         ``raw_of`` rebuilds the text of rejected records from their ``_row`` column, for
         formats whose fast path keeps no raw text (csvlog).
         """
-        records = self._complete(records)
-        if records.is_empty():
-            return ParseResult.empty()
-        records = with_utc_time(
-            records, "timestamp", "event_time", self.abbreviations
-        ).with_columns(
-            pl.coalesce(pl.col("session_id"), pl.col("pid").cast(pl.String)).alias("session_key"),
-        )
-        bad_time = records["event_time"].is_null()
-        rejects = [empty_rejects()]
-        if bad_time.any():  # filtering copies every column: only when needed
-            rejects.append(self._rejects(records.filter(bad_time), "bad_timestamp", raw_of))
-            records = records.filter(~bad_time)
+        return self.consume(prepare_records(records, self.abbreviations, raw_of))
+
+    def consume(self, prepared: PreparedRecords) -> ParseResult:
+        """The stateful half of :meth:`feed`: sessions, statement merge, session events.
+
+        Must see the prepared chunks in input order.
+        """
+        audit, others = prepared.audit, prepared.others
         # csvlog and jsonlog carry user, database and client on every session record;
         # only logs whose prefix lacks them need the session fill (and its state).
-        needs_fill = records.select(
-            (
-                pl.col("message").str.starts_with("AUDIT: ")
-                & pl.any_horizontal(pl.col("user", "database", "client_ip").is_null())
-            ).any()
+        needs_fill = audit.select(
+            pl.any_horizontal(pl.col("user", "database", "client_ip").is_null()).any()
         ).item()
         if needs_fill or not self.sessions_.is_empty():
-            records = self._fill_sessions(records)
-
-        is_audit = pl.col("message").str.starts_with("AUDIT: ")
-        audit = parse_audit(records.filter(is_audit))
-        # A real pgaudit record hides its statement and context; a PL/pgSQL
-        # RAISE LOG 'AUDIT: ...' forgery carries a CONTEXT line.
-        forged = pl.col("context").is_not_null() & (pl.col("context") != "")
-        bad_payload = pl.col("audit_type").is_null()
-        rejects.append(self._rejects(audit.filter(forged), "forged_audit", raw_of))
-        rejects.append(
-            self._rejects(audit.filter(~forged & bad_payload), "bad_audit_payload", raw_of)
-        )
-        audit_lines = audit.filter(~forged & ~bad_payload).select(_LINE_COLUMNS)
-
-        statements = self._merge_statements(audit_lines, final=False)
-        session_events = self._session_events(records.filter(~is_audit))
+            filled = self._fill_sessions(prepared.records)
+            audit = audit.drop(*_SESSION_FIELDS).join(
+                filled, on="_order", how="left", maintain_order="left"
+            )
+            others = others.drop(*_SESSION_FIELDS).join(
+                filled, on="_order", how="left", maintain_order="left"
+            )
+        statements = self._merge_statements(audit.drop("_order"), final=False)
+        session_events = self._session_events(others)
         return ParseResult(
             events=self._finish([statements, session_events]),
-            rejects=pl.concat(rejects),
+            rejects=prepared.rejects,
             lines=0,
         )
 
@@ -192,29 +247,8 @@ class PgEventBuilder:
 
     # -- steps -------------------------------------------------------------------------
 
-    @staticmethod
-    def _complete(records: pl.DataFrame) -> pl.DataFrame:
-        missing = [
-            pl.lit(None, dtype).alias(name)
-            for name, dtype in RECORD_COLUMNS.items()
-            if name not in records.columns
-        ]
-        return records.with_columns(missing).with_columns(
-            [pl.col(n).cast(t) for n, t in RECORD_COLUMNS.items()]
-        )
-
-    @staticmethod
-    def _rejects(frame: pl.DataFrame, reason: str, raw_of: RawLookup | None) -> pl.DataFrame:
-        if frame.is_empty():
-            return empty_rejects()
-        raw = pl.col("raw")
-        if raw_of is not None and "_row" in frame.columns:
-            raw = pl.coalesce(raw, raw_of(frame["_row"]))
-        return frame.select(
-            pl.col("source"), pl.col("line"), pl.lit(reason).alias("reason"), raw.alias("raw")
-        ).cast(REJECT_SCHEMA)  # type: ignore[arg-type]
-
     def _fill_sessions(self, records: pl.DataFrame) -> pl.DataFrame:
+        """Session fields of every record (by ``_order``), filled from its session."""
         msg = pl.col("message")
         received = msg.str.extract_groups(
             r"^connection received: host=(?<h>\S+)(?: port=(?<p>\d+))?"
@@ -223,7 +257,7 @@ class PgEventBuilder:
             r"^connection authorized: user=(?<u>\S+)(?: database=(?<d>\S+))?"
             r"(?: application_name=(?<a>.*?))?(?: (?:SSL|GSS) enabled.*)?$"
         )
-        records = records.with_row_index("_order").with_columns(
+        records = records.with_columns(
             pl.coalesce("client_ip", received.struct.field("h")).alias("client_ip"),
             pl.coalesce("client_port", received.struct.field("p").cast(pl.Int32)).alias(
                 "client_port"
@@ -250,8 +284,6 @@ class PgEventBuilder:
         filled = both.filter(pl.col("_pos") >= 0).select(
             pl.col("_pos").cast(pl.UInt32).alias("_order"), *_SESSION_FIELDS
         )
-        records = records.drop(*_SESSION_FIELDS).join(filled, on="_order", how="left")
-        records = records.sort("_order").drop("_order", "_new_session")
 
         ended = (
             records.filter(
@@ -279,7 +311,7 @@ class PgEventBuilder:
             .tail(_MAX_SESSIONS)
             .drop("_last")
         )
-        return records
+        return filled
 
     def _merge_statements(self, lines: pl.DataFrame | None, *, final: bool) -> pl.DataFrame:
         parts = [f for f in (self.held_, lines) if f is not None and not f.is_empty()]
@@ -330,7 +362,7 @@ class PgEventBuilder:
         )
         return merged.with_columns(
             pl.lit("statement").alias("event_kind"),
-            parameters_expr(pl.col("_param")).alias("parameters"),
+            split_parameters(merged["_param"]).alias("parameters"),
             pl.when(pl.col("rows").is_null())
             .then(pl.lit("not_logged"))
             .when(unknown)
@@ -346,9 +378,9 @@ class PgEventBuilder:
         lines = lines.with_columns(pl.col("_text").drop_nulls().first().over(key))
         # The statement's own command is the line whose tag matches the text's first
         # keyword (COPY for COPY (SELECT ...) TO, whose rows sit on the SELECT line).
-        lines = lines.with_columns(
-            (_first_word(pl.col("command_tag")) == _first_word(pl.col("_text"))).alias("_own")
-        )
+        head = pl.col("_text").str.slice(0, 64).str.strip_chars_start().str.to_uppercase()
+        tag_word = pl.col("command_tag").str.splitn(" ", 2).struct.field("field_0")
+        lines = lines.with_columns(head.str.starts_with(tag_word).fill_null(False).alias("_own"))
         return lines.group_by(key, maintain_order=True).agg(
             pl.col("event_time").min(),
             pl.col("source").first(),

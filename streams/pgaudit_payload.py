@@ -25,25 +25,47 @@ def _split_parameters(text: str) -> list[str]:
     return next(csv.reader([text]), [])
 
 
-def parameters_expr(expr: pl.Expr) -> pl.Expr:
-    """Bound parameters as a list, from the already-unquoted PARAMETER field.
+def split_parameters(values: pl.Series) -> pl.Series:
+    """Bound parameters as lists, from the already-unquoted PARAMETER field.
 
     pgaudit joins the parameters as CSV (each quoted if needed) and quotes the joined
     string once more as a field. Placeholders (``<none>``, ``<not logged>``) give null.
+    Only values holding a quote need a real CSV reader; the others split on commas.
 
-    >>> df = pl.DataFrame({"p": ["110101199003077777", "1,abc", '"a,b",2', "<none>"]})
-    >>> df.select(parameters_expr(pl.col("p")).alias("p"))["p"].to_list()
-    [['110101199003077777'], ['1', 'abc'], ['a,b', '2'], None]
+    >>> s = pl.Series(["110101199003077777", "1,abc", '"a,b",2', "<none>", None])
+    >>> split_parameters(s).to_list()
+    [['110101199003077777'], ['1', 'abc'], ['a,b', '2'], None, None]
     """
-    simple = expr.str.split(",")
-    complex_ = expr.map_elements(_split_parameters, return_dtype=pl.List(pl.String))
-    return (
-        pl.when(expr.is_in(_PLACEHOLDERS) | expr.is_null())
-        .then(pl.lit(None, pl.List(pl.String)))
-        .when(expr.str.contains('"', literal=True))
-        .then(complex_)
-        .otherwise(simple)
-    )
+    placeholder = values.is_in(_PLACEHOLDERS).fill_null(True)
+    quoted = values.str.contains('"', literal=True).fill_null(False) & ~placeholder
+    out = values.str.split(",")
+    out = pl.select(
+        pl.when(placeholder).then(pl.lit(None, pl.List(pl.String))).otherwise(out)
+    ).to_series()
+    if quoted.any():
+        # Flat (row, field) pairs build far faster than a Series of Python lists.
+        idx = quoted.arg_true()
+        rows: list[int] = []
+        fields: list[str] = []
+        for i, text in zip(idx.to_list(), values.gather(idx).to_list(), strict=True):
+            parsed = _split_parameters(text)
+            rows.extend([i] * len(parsed))
+            fields.extend(parsed)
+        lists = (
+            pl.DataFrame(
+                {"i": pl.Series(rows, dtype=idx.dtype), "p": fields},
+                schema_overrides={"p": pl.String},
+            )
+            .group_by("i", maintain_order=True)
+            .agg("p")
+        )
+        out = (
+            pl.DataFrame({"i": pl.int_range(len(out), eager=True, dtype=idx.dtype), "o": out})
+            .join(lists, on="i", how="left", maintain_order="left")
+            .select(pl.coalesce("p", "o"))
+            .to_series()
+        )
+    return out.rename(values.name)
 
 
 def _take_field(frame: pl.LazyFrame, source: str, field: str, rest: str) -> pl.LazyFrame:
@@ -55,13 +77,17 @@ def _take_field(frame: pl.LazyFrame, source: str, field: str, rest: str) -> pl.L
     statements. Each step is its own column so nothing is computed twice.
     """
     text = pl.col(source)
+    quoted = text.str.starts_with('"')
+    # Each branch sees only its own rows (the others are null, which string kernels skip):
+    # a when/then over full columns would run both branches on every long statement.
     frame = frame.with_columns(
-        text.str.starts_with('"').alias("_q"),
-        text.str.slice(1)
+        quoted.alias("_q"),
+        pl.when(quoted)
+        .then(text.str.slice(1))
         .str.replace_all('""', "\x00", literal=True)
         .str.splitn('"', 2)
         .alias("_quoted"),
-        text.str.splitn(",", 2).alias("_plain"),
+        pl.when(~quoted).then(text).str.splitn(",", 2).alias("_plain"),
     )
     after = pl.col("_quoted").struct.field("field_1")
     quoted_rest = (
@@ -69,19 +95,18 @@ def _take_field(frame: pl.LazyFrame, source: str, field: str, rest: str) -> pl.L
         .then(after.str.slice(1).str.replace_all("\x00", '""', literal=True))
         .when(after == "")
         .then(pl.lit(None, pl.String))
-        .otherwise(pl.lit("\x00bad"))  # no closing quote, or text after it: not CSV
+        .when(after.is_not_null())
+        .then(pl.lit("\x00bad"))  # text after the closing quote: not CSV
     )
     quoted_field = pl.when(after.is_not_null()).then(
         pl.col("_quoted").struct.field("field_0").str.replace_all("\x00", '"', literal=True)
     )
+    unterminated = pl.col("_q") & after.is_null()
     return frame.with_columns(
-        pl.when(pl.col("_q"))
-        .then(quoted_field)
-        .otherwise(pl.col("_plain").struct.field("field_0"))
-        .alias(field),
-        pl.when(pl.col("_q"))
-        .then(quoted_rest)
-        .otherwise(pl.col("_plain").struct.field("field_1"))
+        pl.coalesce(quoted_field, pl.col("_plain").struct.field("field_0")).alias(field),
+        pl.when(unterminated)
+        .then(pl.lit("\x00bad"))
+        .otherwise(pl.coalesce(quoted_rest, pl.col("_plain").struct.field("field_1")))
         .alias(rest),
     ).drop("_q", "_quoted", "_plain")
 

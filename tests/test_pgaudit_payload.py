@@ -7,7 +7,7 @@ import re
 import polars as pl
 from corpus import CORPUS
 
-from streams.pgaudit_payload import parameters_expr, parse_audit
+from streams.pgaudit_payload import parse_audit, split_parameters
 
 REGRESS = CORPUS / "pgaudit" / "pgaudit-regress-expected.txt"
 
@@ -77,5 +77,5 @@ def test_quoted_parameters_are_split() -> None:
         ~pl.col("parameter").is_in(["<none>", "<not logged>", "<previously logged>"])
     )
     assert params.height > 0
-    lists = params.select(parameters_expr(pl.col("parameter")).alias("p"))["p"].to_list()
+    lists = split_parameters(params["parameter"]).to_list()
     assert all(isinstance(x, list) and x for x in lists)
