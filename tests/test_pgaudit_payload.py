@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import polars as pl
-from corpus import CORPUS
 
+from corpus import CORPUS
 from streams.pgaudit_payload import parse_audit, split_parameters
 
 REGRESS = CORPUS / "pgaudit" / "pgaudit-regress-expected.txt"

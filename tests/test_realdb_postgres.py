@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from realdb import pg_workload as w
 from realdb.pg_workload import PgLogs, PhaseLogs
 
