@@ -9,44 +9,8 @@
 # disabled if the package started it.
 set -euo pipefail
 
-export DEBIAN_FRONTEND=noninteractive
-PACKAGES=("mariadb-server")
-# Another installer (postgres.sh) may hold the dpkg lock: wait for it rather than fail.
-APT_OPTS=(-o DPkg::Lock::Timeout=600 -q)
-
-if [[ "$(id -u)" -ne 0 ]]; then
-    echo "mariadb.sh: must run as root (apt-get install)" >&2
-    exit 1
-fi
-
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$pkg")
-    fi
-done
-
-if ((${#missing[@]} > 0)); then
-    # Only refresh the package lists when apt does not know a candidate yet (fresh image).
-    if apt-cache policy "${missing[@]}" 2>/dev/null | grep -q "Candidate: (none)" \
-        || [[ -z "$(apt-cache policy "${missing[@]}" 2>/dev/null)" ]]; then
-        apt-get "${APT_OPTS[@]}" update
-    fi
-    echo "mariadb.sh: installing ${missing[*]}"
-    # The package's postinst tries to start the default instance; without an init system
-    # (containers) policy-rc.d forbids that, so no server is left running.
-    policy=/usr/sbin/policy-rc.d
-    created_policy=0
-    if [[ ! -e "$policy" ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod +x "$policy"
-        created_policy=1
-    fi
-    trap '[[ $created_policy -eq 1 ]] && rm -f "$policy"' EXIT
-    apt-get "${APT_OPTS[@]}" install -y --no-install-recommends "${missing[@]}"
-else
-    echo "mariadb.sh: ${PACKAGES[*]} already installed"
-fi
+source "$(dirname "$0")/apt.sh"
+ensure_packages mariadb.sh mariadb-server
 
 # Stop and disable the Debian default instance: the tests never use it.
 if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then

@@ -9,29 +9,9 @@
 # disabled if the package created and started it.
 set -euo pipefail
 
-export DEBIAN_FRONTEND=noninteractive
+source "$(dirname "$0")/apt.sh"
 PG_MAJOR=15
-PACKAGES=("postgresql-${PG_MAJOR}" "postgresql-${PG_MAJOR}-pgaudit")
-
-if [[ "$(id -u)" -ne 0 ]]; then
-    echo "postgres.sh: must run as root (apt-get install)" >&2
-    exit 1
-fi
-
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$pkg")
-    fi
-done
-
-if ((${#missing[@]} > 0)); then
-    echo "postgres.sh: installing ${missing[*]}"
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
-else
-    echo "postgres.sh: ${PACKAGES[*]} already installed"
-fi
+ensure_packages postgres.sh "postgresql-${PG_MAJOR}" "postgresql-${PG_MAJOR}-pgaudit"
 
 # Stop and disable the Debian default cluster: the tests never use it.
 if command -v pg_lsclusters >/dev/null 2>&1; then
