@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detector.exceptions import ConfigError
+from streams.exceptions import ExfilDetectorError
 from streams.file_source import SourceOptions
 
 if TYPE_CHECKING:
@@ -152,6 +153,6 @@ def load_config(
     config = replace(Config(), **{k: v for k, v in values.items() if k in names})
     try:
         config.source_options()
-    except Exception as exc:
+    except ExfilDetectorError as exc:
         raise ConfigError(str(exc)) from exc
     return config

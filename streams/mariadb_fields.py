@@ -92,7 +92,7 @@ def _split_lines(text: str) -> tuple[pl.Series, list[int]]:
                              infer_schema=False, new_columns=["raw"])  # fmt: skip
             if df.shape == (n, 1):
                 return df["raw"].fill_null(""), []
-        except Exception:  # any reader failure: take the exact path below
+        except pl.exceptions.PolarsError:  # any reader failure: take the exact path below
             pass
     lines = text.split("\n")
     if text.endswith("\n"):
