@@ -44,7 +44,7 @@ def _add_source_flags(p: argparse.ArgumentParser) -> None:
 
 def bundled_sample() -> Path:
     """Path of the bundled sample audit log."""
-    return Path(str(resources.files("detector") / "data" / "sample-pgaudit.csv"))
+    return Path(str(resources.files("detector") / "data" / "sample" / "postgresql.csv"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON Lines file for rejected lines (default: OUT with .deadletter.jsonl)",
     )
 
-    d = sub.add_parser("demo", help="parse the bundled sample audit log")
+    d = sub.add_parser(
+        "demo", help="parse the bundled sample audit log (7 simulated days of a records office)"
+    )
     d.add_argument("--out", type=Path, default=Path("demo-out/events.parquet"))
     return parser
 
