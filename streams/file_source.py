@@ -99,7 +99,11 @@ def parse_chunks(parser: Parser, chunks: Iterable[Chunk]) -> Iterator[ParseResul
         pending: deque[tuple[Chunk, Future[object]]] = deque()
         for chunk in chunks:
             future = pool.submit(
-                prepare, chunk.data, source=chunk.source, first_line=chunk.first_line
+                prepare,
+                chunk.data,
+                source=chunk.source,
+                first_line=chunk.first_line,
+                lines=chunk.lines,
             )
             pending.append((chunk, future))
             if len(pending) > PREFETCH:

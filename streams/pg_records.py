@@ -14,7 +14,7 @@ frame* (:data:`RECORD_COLUMNS`, one row per log record) and hands it to
    relation (a self-join twice), OBJECT logging repeats it, and sub-statements of
    ``COPY (SELECT ...) TO`` split its row count off the COPY line. Lines of statements
    logged in the last :attr:`holdback` of a chunk are held back, so a statement whose lines
-   straddle two chunks is still merged once;
+   straddle two chunks is still merged once (:mod:`streams.pg_merge`);
 4. turns connection, authentication-failure and error records into session events.
 
 Rows are ``unknown`` (null), not zero, where pgaudit logs 0 for a read it did not count:
@@ -32,14 +32,9 @@ import polars as pl
 
 from streams.base import ParseResult
 from streams.deadletter import REJECT_SCHEMA, empty_rejects
+from streams.pg_merge import SESSION_FIELDS, merge_statements
 from streams.pg_time import DEFAULT_ABBREVIATIONS, with_utc_time
-from streams.pgaudit_payload import (
-    NO_PARAMETERS,
-    NOT_LOGGED,
-    PREVIOUSLY_LOGGED,
-    parse_audit,
-    split_parameters,
-)
+from streams.pgaudit_payload import parse_audit
 from streams.schema import conform, empty_events
 
 #: Columns a format parser must provide (nullable where the format lacks them).
@@ -67,13 +62,23 @@ RECORD_COLUMNS: Final = pl.Schema(
 #: Rebuilds the raw text of the records at the given ``_row`` positions.
 RawLookup = Callable[[pl.Series], pl.Series]
 
-_SESSION_FIELDS: Final = ("user", "database", "application", "client_ip", "client_port")
+_SESSION_FIELDS: Final = SESSION_FIELDS
 _MAX_SESSIONS: Final = 200_000
 #: What the statement merge needs of an audit line (the long message text is not kept).
 _LINE_COLUMNS: Final = (
     "source", "line", "event_time", "session_key", *_SESSION_FIELDS, "pid", "session_id",
     "audit_type", "statement_id", "substatement_id", "command_class", "command_tag",
     "object_type", "object_name", "statement", "parameter", "rows",
+)  # fmt: skip
+#: What the payload parse needs of an audit record.
+_AUDIT_INPUT: Final = (
+    "source", "line", "event_time", "session_key", *_SESSION_FIELDS, "pid", "session_id",
+    "message", "context", "_order",
+)  # fmt: skip
+#: What session events need of the other records.
+_OTHER_INPUT: Final = (
+    "source", "line", "event_time", "session_key", *_SESSION_FIELDS, "pid", "session_id",
+    "severity", "sqlstate", "message", "query", "_order",
 )  # fmt: skip
 _AUTH_FAILED = (
     r'^(?:password authentication failed for user|role "[^"]*" does not exist'
@@ -140,17 +145,25 @@ def prepare_records(
         rejects.append(_rejects(records.filter(bad_time), "bad_timestamp", raw_of))
         records = records.filter(~bad_time)
     is_audit = records["message"].str.starts_with("AUDIT: ")
-    audit = parse_audit(records.filter(is_audit))
+    # Filtering copies every column it keeps: narrow each side to what it needs first.
+    keep = [c for c in (*_AUDIT_INPUT, "raw", "_row") if c in records.columns]
+    audit = parse_audit(records.select(keep).filter(is_audit))
     # A real pgaudit record hides its statement and context; a PL/pgSQL
     # RAISE LOG 'AUDIT: ...' forgery carries a CONTEXT line.
-    forged = pl.col("context").is_not_null() & (pl.col("context") != "")
-    bad_payload = pl.col("audit_type").is_null()
-    rejects.append(_rejects(audit.filter(forged), "forged_audit", raw_of))
-    rejects.append(_rejects(audit.filter(~forged & bad_payload), "bad_audit_payload", raw_of))
+    forged = audit["context"].is_not_null() & (audit["context"] != "")
+    bad_payload = audit["audit_type"].is_null()
+    if forged.any():
+        rejects.append(_rejects(audit.filter(forged), "forged_audit", raw_of))
+    if (bad_payload & ~forged).any():
+        rejects.append(_rejects(audit.filter(~forged & bad_payload), "bad_audit_payload", raw_of))
+    audit = audit.select(*_LINE_COLUMNS, "_order")
+    usable = ~forged & ~bad_payload
+    if not usable.all():
+        audit = audit.filter(usable)
     return PreparedRecords(
         records=records.select("_order", "session_key", "message", "severity", *_SESSION_FIELDS),
-        audit=audit.filter(~forged & ~bad_payload).select(*_LINE_COLUMNS, "_order"),
-        others=records.filter(~is_audit),
+        audit=audit,
+        others=records.select(_OTHER_INPUT).filter(~is_audit),
         rejects=pl.concat(rejects),
     )
 
@@ -318,112 +331,33 @@ class PgEventBuilder:
         self._held = None
         if not parts:
             return empty_events()
-        lines = pl.concat(parts, how="vertical_relaxed")
-        key = ["session_key", "statement_id"]
-        lines = lines.with_columns(
-            pl.len().over(key).alias("_n"),
-            pl.col("event_time").max().over(key).alias("_last"),
-            pl.when(~pl.col("statement").is_in([NOT_LOGGED, PREVIOUSLY_LOGGED]))
-            .then(pl.col("statement"))
-            .alias("_text"),
-            pl.when(~pl.col("parameter").is_in([NOT_LOGGED, PREVIOUSLY_LOGGED, NO_PARAMETERS]))
-            .then(pl.col("parameter"))
-            .alias("_param"),
-        )
-        if not final:
-            cutoff = lines["event_time"].max() - self.holdback  # type: ignore[operator]
-            recent = pl.col("_last") >= cutoff
-            self._held = lines.filter(recent).drop("_n", "_last", "_text", "_param")
-            lines = lines.filter(~recent)
-            if lines.is_empty():
-                return empty_events()
-        # Most statements are logged on one line: only the others pay for a group_by.
-        single = lines.filter(pl.col("_n") == 1).select(
-            *key,
-            "event_time", "source", "line", *_SESSION_FIELDS, "pid", "session_id",
-            "audit_type", "substatement_id", "command_tag", "command_class", "object_type",
-            pl.when(pl.col("object_name") != "")
-            .then(pl.concat_list("object_name"))
-            .otherwise(pl.lit([], pl.List(pl.String)))
-            .alias("tables"),
-            pl.col("_text").alias("statement"),
-            "_param",
-            "rows",
-            (pl.col("command_tag") == "SELECT").alias("_has_select"),
-        )  # fmt: skip
-        multi = lines.filter(pl.col("_n") > 1)
-        parts = [single]
-        if not multi.is_empty():
-            parts.append(self._merge_multi(multi, key).select(single.columns))
-        merged = pl.concat(parts, how="vertical_relaxed")
-        tag = pl.col("command_tag")
-        unknown = (pl.col("rows") == 0) & (
-            (tag == "FETCH") | ((tag == "COPY") & ~pl.col("_has_select"))
-        )
-        return merged.with_columns(
-            pl.lit("statement").alias("event_kind"),
-            split_parameters(merged["_param"]).alias("parameters"),
-            pl.when(pl.col("rows").is_null())
-            .then(pl.lit("not_logged"))
-            .when(unknown)
-            .then(pl.lit("unknown"))
-            .otherwise(pl.lit("counted"))
-            .alias("rows_status"),
-            pl.when(unknown).then(None).otherwise(pl.col("rows")).alias("rows"),
-        )
-
-    @staticmethod
-    def _merge_multi(lines: pl.DataFrame, key: list[str]) -> pl.DataFrame:
-        """Merge statements logged on several lines (per relation, per sub-statement)."""
-        lines = lines.with_columns(pl.col("_text").drop_nulls().first().over(key))
-        # The statement's own command is the line whose tag matches the text's first
-        # keyword (COPY for COPY (SELECT ...) TO, whose rows sit on the SELECT line).
-        head = pl.col("_text").str.slice(0, 64).str.strip_chars_start().str.to_uppercase()
-        tag_word = pl.col("command_tag").str.splitn(" ", 2).struct.field("field_0")
-        lines = lines.with_columns(head.str.starts_with(tag_word).fill_null(False).alias("_own"))
-        return lines.group_by(key, maintain_order=True).agg(
-            pl.col("event_time").min(),
-            pl.col("source").first(),
-            pl.col("line").min(),
-            *[pl.col(f).first() for f in (*_SESSION_FIELDS, "pid", "session_id")],
-            pl.when((pl.col("audit_type") == "SESSION").any())
-            .then(pl.lit("SESSION"))
-            .otherwise(pl.lit("OBJECT"))
-            .alias("audit_type"),
-            pl.col("substatement_id").min(),
-            pl.col("command_tag").sort_by(~pl.col("_own"), "substatement_id").first(),
-            pl.col("command_class").sort_by(~pl.col("_own"), "substatement_id").first(),
-            pl.col("object_type").drop_nulls().first(),
-            pl.col("object_name")
-            .filter(pl.col("object_name") != "")
-            .unique(maintain_order=True)
-            .alias("tables"),
-            pl.col("_text").first().alias("statement"),
-            pl.col("_param").drop_nulls().first().alias("_param"),
-            pl.col("rows").max(),
-            (pl.col("command_tag") == "SELECT").any().alias("_has_select"),
-        )
+        statements, self._held = merge_statements(parts, None if final else self.holdback)
+        return statements
 
     def _session_events(self, records: pl.DataFrame) -> pl.DataFrame:
         msg = pl.col("message")
         sev = pl.col("severity")
-        failed_user = msg.str.extract(r'(?:for user|user) "([^"]*)"')
+        # Regexes run only on the rows that can match (the others are null).
         kind = (
             pl.when(msg.str.starts_with("connection authorized: "))
             .then(pl.lit("connect"))
             .when(msg.str.starts_with("disconnection: "))
             .then(pl.lit("disconnect"))
-            .when((sev == "FATAL") & msg.str.contains(_AUTH_FAILED))
+            .when(pl.when(sev == "FATAL").then(msg).str.contains(_AUTH_FAILED))
             .then(pl.lit("failed_connect"))
             .when((sev == "ERROR") & pl.col("query").is_not_null())
             .then(pl.lit("statement"))
         )
-        events = records.with_columns(kind.alias("event_kind")).filter(
-            pl.col("event_kind").is_not_null()
-        )
+        kinds = records.select(kind).to_series()
+        events = records.with_columns(kinds.alias("event_kind")).filter(kinds.is_not_null())
         if events.is_empty():
             return empty_events()
         is_error = pl.col("event_kind") == "statement"
+        failed_user = (
+            pl.when(pl.col("event_kind") == "failed_connect")
+            .then(msg)
+            .str.extract(r'(?:for user|user) "([^"]*)"')
+        )
         return events.with_columns(
             pl.when(pl.col("event_kind") == "failed_connect")
             .then(pl.coalesce(failed_user, pl.col("user")))
@@ -442,17 +376,13 @@ class PgEventBuilder:
         frames = [p for p in parts if not p.is_empty()]
         if not frames:
             return empty_events()
-        events = pl.concat(
-            [
-                f.with_columns(
-                    (pl.col("source") + ":" + pl.col("line").cast(pl.String)).alias("raw_ref")
-                )
-                for f in frames
-            ],
-            how="diagonal_relaxed",
-        ).sort("event_time", "source", "line", maintain_order=True)
-        return conform(
+        events = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+        order = events.select(
+            pl.arg_sort_by("event_time", "source", "line", maintain_order=True)
+        ).to_series()
+        events = conform(
             events.with_columns(
+                (pl.col("source") + ":" + pl.col("line").cast(pl.String)).alias("raw_ref"),
                 pl.lit(self.format_name).alias("source_format"),
                 pl.lit(self.server, pl.String).alias("server"),
                 pl.coalesce(pl.col("session_id"), pl.col("pid").cast(pl.String)).alias(
@@ -460,3 +390,8 @@ class PgEventBuilder:
                 ),
             )
         )
+        # Gathering copies every column: only when the events are not in order already
+        # (a log written in time order, read by one parser, usually is not: statements
+        # and session events come out of separate steps).
+        in_order = (order == pl.int_range(order.len(), dtype=order.dtype, eager=True)).all()
+        return events if in_order else events[order]

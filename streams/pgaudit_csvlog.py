@@ -19,6 +19,7 @@ from typing import ClassVar, Final
 import polars as pl
 
 from streams.base import MAX_RECORD_CHARS, ParseResult
+from streams.chunking import count_lines
 from streams.deadletter import empty_rejects, rejects_frame
 from streams.pg_records import PgEventBuilder, PreparedRecords, RawLookup, prepare_records
 from streams.pg_time import DEFAULT_ABBREVIATIONS
@@ -164,14 +165,19 @@ class PgauditCsvlogParser:
             )
         return self._builder
 
-    def prepare_bytes(self, data: bytes, *, source: str, first_line: int) -> PreparedRecords | None:
+    def prepare_bytes(
+        self, data: bytes, *, source: str, first_line: int, lines: int | None = None
+    ) -> PreparedRecords | None:
         """Stateless fast path on undecoded bytes (thread-safe); ``None`` means the chunk
-        needs :meth:`feed`. Hand the result to :meth:`consume` in input order."""
+        needs :meth:`feed`. Hand the result to :meth:`consume` in input order.
+
+        ``lines`` is the chunk's physical line count if the caller already has it.
+        """
         frame = self._fast(data, _NEEDED)
         if frame is None:
             return None
         records = _records(frame, source, first_line)
-        physical = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        physical = count_lines(data) if lines is None else lines
         if records["_span"].sum() != physical:
             # A column we skipped holds a newline: read them all to number lines right.
             frame = self._fast(data, None)

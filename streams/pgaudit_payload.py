@@ -43,28 +43,33 @@ def split_parameters(values: pl.Series) -> pl.Series:
         pl.when(placeholder).then(pl.lit(None, pl.List(pl.String))).otherwise(out)
     ).to_series()
     if quoted.any():
-        # Flat (row, field) pairs build far faster than a Series of Python lists.
-        idx = quoted.arg_true()
-        rows: list[int] = []
+        # Flat (rank, field) pairs build far faster than a Series of Python lists.
+        texts = values.filter(quoted).to_list()
+        ranks: list[int] = []
         fields: list[str] = []
-        for i, text in zip(idx.to_list(), values.gather(idx).to_list(), strict=True):
+        for rank, text in enumerate(texts):
             parsed = _split_parameters(text)
-            rows.extend([i] * len(parsed))
+            ranks.extend([rank] * len(parsed))
             fields.extend(parsed)
-        lists = (
-            pl.DataFrame(
-                {"i": pl.Series(rows, dtype=idx.dtype), "p": fields},
-                schema_overrides={"p": pl.String},
+        parsed_lists = (
+            pl.DataFrame({"r": pl.int_range(len(texts), eager=True, dtype=pl.UInt32)})
+            .join(
+                pl.DataFrame(
+                    {"r": pl.Series(ranks, dtype=pl.UInt32), "p": fields},
+                    schema_overrides={"p": pl.String},
+                )
+                .group_by("r", maintain_order=True)
+                .agg("p"),
+                on="r",
+                how="left",
+                maintain_order="left",
             )
-            .group_by("i", maintain_order=True)
-            .agg("p")
+            .get_column("p")
         )
-        out = (
-            pl.DataFrame({"i": pl.int_range(len(out), eager=True, dtype=idx.dtype), "o": out})
-            .join(lists, on="i", how="left", maintain_order="left")
-            .select(pl.coalesce("p", "o"))
-            .to_series()
-        )
+        # Each quoted value's rank among the quoted ones picks its list; an empty
+        # parse (null) keeps the comma split, as before.
+        rank_of = pl.select(pl.when(quoted).then(quoted.cast(pl.UInt32).cum_sum() - 1)).to_series()
+        out = pl.select(pl.coalesce(parsed_lists.gather(rank_of), out)).to_series()
     return out.rename(values.name)
 
 
@@ -111,6 +116,8 @@ def _take_field(frame: pl.LazyFrame, source: str, field: str, rest: str) -> pl.L
     ).drop("_q", "_quoted", "_plain")
 
 
+_TYPE_PREFIX: Final = "AUDIT: "
+
 AUDIT_FIELDS: Final = (
     "audit_type", "statement_id", "substatement_id", "command_class", "command_tag",
     "object_type", "object_name", "statement", "parameter", "rows",
@@ -122,27 +129,81 @@ def parse_audit(frame: pl.DataFrame, message: str = "message") -> pl.DataFrame:
 
     ``audit_type`` is null where ``message`` is not a valid payload.
 
+    Every string kernel copies its output, so the common layouts are split in as few
+    kernels as possible: a tail (OBJECT_NAME onwards) without quotes in one split on
+    commas, the usual ``name,"statement",parameter,rows`` in one split on quotes. Only
+    the rest (quoted names or parameters, doubled quotes, NUL bytes) takes the general
+    field-by-field path of :func:`_take_field`.
+
     >>> msg = 'AUDIT: SESSION,3,1,READ,SELECT,TABLE,public.t,"SELECT a, ""b"" FROM t",<none>,7'
     >>> s = parse_audit(pl.DataFrame({"message": [msg]}))
     >>> s.select("statement_id", "object_name", "statement", "rows").row(0)
     (3, 'public.t', 'SELECT a, "b" FROM t', 7)
     """
     msg = pl.col(message)
-    lazy = frame.lazy().with_columns(msg.str.strip_prefix("AUDIT: ").str.splitn(",", 7).alias("_h"))
+    # "AUDIT: " stays on the first field: it holds no comma, so the split is the same.
+    lazy = frame.lazy().with_columns(msg.str.splitn(",", 7).alias("_h"))
     lazy = lazy.with_columns(
         [pl.col("_h").struct.field(f"field_{i}").alias(f"_f{i}") for i in range(7)]
     ).drop("_h")
-    lazy = _take_field(lazy, "_f6", "object_name", "_r1")
-    lazy = _take_field(lazy, "_r1", "statement", "_r2")
-    lazy = _take_field(lazy, "_r2", "parameter", "_r3")
+    tail = pl.col("_f6")
+    lazy = lazy.with_columns(tail.str.contains('"', literal=True).alias("_qt"))
+    quoted = pl.col("_qt")
+    # Each split sees only its own rows (the others are null, which kernels skip).
     lazy = lazy.with_columns(
+        pl.when(~quoted).then(tail).str.splitn(",", 4).alias("_plain"),
+        pl.when(quoted).then(tail).str.splitn('"', 3).alias("_sq"),
+        pl.when(quoted).then(tail).str.contains("\x00", literal=True).alias("_nul"),
+    )
+    name, text, after = (pl.col("_sq").struct.field(f"field_{i}") for i in range(3))
+    # name,"text",after: the name holds one comma, at its end (str.find and len_bytes
+    # both count bytes); the closing quote is followed by a comma, so the text held no
+    # doubled quote; no quote after it, so the parameter is plain. NUL bytes are the
+    # general path's escape character: leave those rows to it.
+    simple = (
+        (name.str.find(",", literal=True) == name.str.len_bytes() - 1)
+        & after.str.starts_with(",")
+        & ~after.str.contains('"', literal=True)
+        & ~pl.col("_nul")
+    )
+    lazy = lazy.with_columns(simple.fill_null(False).alias("_simple"))
+    simple = pl.col("_simple")
+    lazy = lazy.with_columns(
+        pl.when(simple).then(after).str.splitn(",", 3).alias("_after"),
+        (quoted & ~simple).alias("_general"),
+    )
+    plain = pl.col("_plain").struct
+    after_fields = pl.col("_after").struct
+    lazy = lazy.with_columns(
+        pl.coalesce(plain.field("field_0"), pl.when(simple).then(name.str.strip_suffix(","))).alias(
+            "object_name"
+        ),
+        pl.coalesce(plain.field("field_1"), pl.when(simple).then(text)).alias("statement"),
+        pl.coalesce(plain.field("field_2"), after_fields.field("field_1")).alias("parameter"),
+        pl.coalesce(plain.field("field_3"), after_fields.field("field_2")).alias("_r3"),
+    )
+    parsed = lazy.drop("_plain", "_sq", "_nul", "_simple", "_after", "_qt").collect()
+    general = parsed.get_column("_general")
+    if general.any():
+        # A minority of rows: parse them alone and put the fields back in place.
+        rows = general.arg_true()
+        lazy = parsed.select(pl.col("_f6").gather(rows).alias("_g0")).lazy()
+        lazy = _take_field(lazy, "_g0", "object_name", "_g1")
+        lazy = _take_field(lazy, "_g1", "statement", "_g2")
+        lazy = _take_field(lazy, "_g2", "parameter", "_r3")
+        fields = lazy.select("object_name", "statement", "parameter", "_r3").collect()
+        parsed = parsed.with_columns(
+            parsed.get_column(name).scatter(rows, fields.get_column(name))
+            for name in fields.columns
+        )
+    lazy = parsed.lazy().with_columns(
         pl.col("_f1").cast(pl.Int64, strict=False).alias("statement_id"),
         pl.col("_f2").cast(pl.Int64, strict=False).alias("substatement_id"),
         pl.col("_r3").cast(pl.Int64, strict=False).alias("rows"),
     )
+    kind = pl.col("_f0")
     valid = (
-        msg.str.starts_with("AUDIT: ")
-        & pl.col("_f0").is_in(["SESSION", "OBJECT"])
+        kind.is_in([_TYPE_PREFIX + "SESSION", _TYPE_PREFIX + "OBJECT"])
         & pl.col("statement_id").is_not_null()
         & pl.col("substatement_id").is_not_null()
         & pl.col("statement").is_not_null()
@@ -150,9 +211,9 @@ def parse_audit(frame: pl.DataFrame, message: str = "message") -> pl.DataFrame:
         & (pl.col("_r3").is_null() | pl.col("rows").is_not_null())
     )
     lazy = lazy.with_columns(
-        pl.when(valid).then(pl.col("_f0")).alias("audit_type"),
+        pl.when(valid).then(kind.str.strip_prefix(_TYPE_PREFIX)).alias("audit_type"),
         pl.col("_f3").alias("command_class"),
         pl.col("_f4").alias("command_tag"),
         pl.when(pl.col("_f5") != "").then(pl.col("_f5")).alias("object_type"),
     )
-    return lazy.drop([f"_f{i}" for i in range(7)] + ["_r1", "_r2", "_r3"]).collect()
+    return lazy.drop([f"_f{i}" for i in range(7)] + ["_r3", "_general"]).collect()
