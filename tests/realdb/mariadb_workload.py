@@ -27,13 +27,14 @@ from typing import Any
 
 import pymysql
 
+from features.national_id import check_char
+
 if __package__:
     from .mariadb import MariaDBServer
 else:  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from mariadb import MariaDBServer  # type: ignore[no-redef]
 
-GB11643_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _SURNAMES = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang", "Zhou", "Wu")
 _GIVEN = ("Wei", "Fang", "Na", "Min", "Jing", "Lei", "Qiang", "Yan", "Jun", "Xiu Ying")
 _REGIONS = ("110101", "310104", "440305", "320102", "510107", "330106")
@@ -59,8 +60,7 @@ TRAVEL_DDL = """CREATE TABLE records.travel_records (
 
 def check_digit(first17: str) -> str:
     """GB 11643-1999 check character of the first 17 digits of a PRC ID number."""
-    total = sum(int(d) * w for d, w in zip(first17, GB11643_WEIGHTS, strict=True))
-    return "10X98765432"[total % 11]
+    return check_char(first17)
 
 
 def fake_citizens(n: int, seed: int = 11643) -> list[tuple[Any, ...]]:

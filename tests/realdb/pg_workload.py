@@ -32,23 +32,21 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from detector.simulation.pg_server import LogFiles, rotate_logs
+from features.national_id import check_char
+
 from .postgres import DBNAME, PgCluster, start_cluster
 
 # --------------------------------------------------------------------------- fake citizens
 
-GB11643_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-GB11643_CHECK = "10X98765432"
-
 
 def check_digit(first17: str) -> str:
-    """GB 11643-1999 check character of the first 17 digits of a resident ID number.
+    """GB 11643-1999 check character (the detector's own reference implementation).
 
     >>> check_digit("11010519491231002")
     'X'
     """
-    return GB11643_CHECK[
-        sum(int(d) * w for d, w in zip(first17, GB11643_WEIGHTS, strict=True)) % 11
-    ]
+    return check_char(first17)
 
 
 def make_national_id(area: str, birth: dt.date, seq: int) -> str:
@@ -392,18 +390,6 @@ del A
 
 
 @dataclass(frozen=True)
-class LogFiles:
-    """One log file per format, all holding the same events."""
-
-    stderr: Path
-    csv: Path
-    json: Path
-
-    def all(self) -> tuple[Path, Path, Path]:
-        return (self.stderr, self.csv, self.json)
-
-
-@dataclass(frozen=True)
 class PhaseLogs:
     name: str  # "default" | "debian" | "pgbadger"
     prefix: str  # log_line_prefix active for the whole phase
@@ -441,45 +427,6 @@ class PgLogs:
 
 
 # --------------------------------------------------------------------------- runner
-
-
-def _current_files(ctl: psycopg.Connection) -> LogFiles:
-    row = ctl.execute(
-        "SELECT pg_current_logfile('stderr'), pg_current_logfile('csvlog'),"
-        " pg_current_logfile('jsonlog')"
-    ).fetchone()
-    assert row is not None and all(row), f"logging collector not writing all formats: {row}"
-    return LogFiles(*(Path(p) for p in row))
-
-
-def _quiesce(ctl: psycopg.Connection, settle: float = 0.3) -> None:
-    """Wait until no other client backend is alive, then let the collector drain its pipe."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        (n,) = ctl.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-        ).fetchone()
-        if n == 0:
-            break
-        time.sleep(0.02)
-    time.sleep(settle)
-
-
-def _rotate(ctl: psycopg.Connection) -> LogFiles:
-    """Start new log files; returns them.  Names have 1 s resolution, so wait for a new second."""
-    _quiesce(ctl)
-    old = _current_files(ctl)
-    for _ in range(3):
-        time.sleep(1.02 - time.time() % 1)
-        ctl.execute("SELECT pg_rotate_logfile()")
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            new = _current_files(ctl)
-            if all(n != o for n, o in zip(new.all(), old.all(), strict=True)):
-                return new
-            time.sleep(0.02)
-    raise RuntimeError(f"log rotation did not start new files (still {old})")
 
 
 def _set_prefix(ctl: psycopg.Connection, prefix: str) -> None:
@@ -572,10 +519,10 @@ def run_workload(cluster: PgCluster) -> PgLogs:
         prefix = ctl.execute("SHOW log_line_prefix").fetchone()[0]
         for i, (name, new_prefix) in enumerate(PHASES):
             if new_prefix != prefix:
-                reloads.append(_rotate(ctl))
+                reloads.append(rotate_logs(ctl))
                 _set_prefix(ctl, new_prefix)
                 prefix = new_prefix
-            files = _rotate(ctl)
+            files = rotate_logs(ctl)
             for session in SESSIONS:
                 _set_role_audit(ctl, session.role, session.audit)
                 _run_session(cluster, session, i)
@@ -584,7 +531,7 @@ def run_workload(cluster: PgCluster) -> PgLogs:
             settings = {k: v.strip("'") for k, v in cluster.settings.items()}
             settings["log_line_prefix"] = prefix
             phases.append(PhaseLogs(name, prefix, files, settings))
-        shutdown = _rotate(ctl)
+        shutdown = rotate_logs(ctl)
     cluster.stop()
     return PgLogs(tuple(phases), setup, tuple(reloads), shutdown, server_version, pgaudit_version)
 
