@@ -25,7 +25,7 @@ from streams.base import MAX_RECORD_CHARS
 from streams.deadletter import empty_rejects, rejects_frame
 from streams.exceptions import SourceReadError
 
-DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024
+DEFAULT_CHUNK_BYTES = 32 * 1024 * 1024
 #: How far back from a chunk's end to look for a record start before reading on.
 _MAX_BACKTRACK_LINES = 20_000
 
