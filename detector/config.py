@@ -14,6 +14,8 @@ Environment variables
 ``EXFIL_ID_HASH_KEY_FILE``  file holding the secret (>= 16 bytes) that keys ID-number
                             hashes; without it a random per-process key is used, so
                             distinct-person counts are exact but hashes differ per run
+``EXFIL_ALERTS_PER_DAY``    alert budget: expected alerts per day per window scale
+``EXFIL_STATE``             state file (``--state``)
 
 Config file (TOML)
 ------------------
@@ -29,10 +31,26 @@ Config file (TOML)
 
     [catalog]
     path = "catalog.toml"
+
+    [detection]
+    alerts_per_day = 5.0      # the alert budget scores are calibrated to, per window scale
+    learning_hours = 24.0     # no alerts in the first hours of event time (models learn)
+    lateness_seconds = 60.0   # how late an event may arrive and still count in its window
+    statement_min_rows = 100  # statements judged on their own from this many sensitive rows
+
+    [peers]
+    # Roles whose accounts are service/batch accounts (schedules and hosts are strict).
+    service_roles = ["etl", "backup"]
+    [peers.users]
+    # user name or glob pattern -> role (peer group); first match wins, in file order.
+    # Users matching nothing share one default peer group.
+    "officer*" = "desk_officer"
+    etl_loader = "etl"
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import tomllib
 from collections.abc import Mapping
@@ -54,6 +72,15 @@ ENV_VARS: Mapping[str, str] = {
     "EXFIL_MARIADB_TIMEZONE": "mariadb_timezone",
     "EXFIL_CATALOG": "catalog",
     "EXFIL_ID_HASH_KEY_FILE": "id_hash_key_file",
+    "EXFIL_ALERTS_PER_DAY": "alerts_per_day",
+    "EXFIL_STATE": "state",
+}
+
+_DETECTION_KEYS: Mapping[str, type] = {
+    "alerts_per_day": float,
+    "learning_hours": float,
+    "lateness_seconds": float,
+    "statement_min_rows": float,
 }
 
 
@@ -72,6 +99,24 @@ class Config:
     tz_abbreviations: Mapping[str, str] = field(default_factory=dict)
     catalog: Path | None = None
     id_hash_key_file: Path | None = None
+    alerts_per_day: float = 5.0
+    learning_hours: float = 24.0
+    lateness_seconds: float = 60.0
+    statement_min_rows: float = 100.0
+    roles: tuple[tuple[str, str], ...] = ()
+    service_roles: frozenset[str] = frozenset()
+    state: Path | None = None
+
+    def role_of(self, user: str) -> str:
+        """The configured role (peer group) of ``user``; ``""`` when none matches.
+
+        >>> Config(roles=(("officer*", "desk_officer"),)).role_of("officer07")
+        'desk_officer'
+        """
+        for pattern, role in self.roles:
+            if fnmatch.fnmatchcase(user, pattern):
+                return role
+        return ""
 
     def id_hash_key(self) -> bytes:
         """The secret keying ID-number hashes (never stored in the repo or the config)."""
@@ -113,7 +158,7 @@ def _from_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     values: dict[str, Any] = {}
-    known = {"source", "catalog"}
+    known = {"source", "catalog", "detection", "peers"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"config file {path}: unknown section(s) {sorted(unknown)}")
@@ -125,6 +170,23 @@ def _from_file(path: Path) -> dict[str, Any]:
     values.update(source)
     if "path" in data.get("catalog", {}):
         values["catalog"] = (path.parent / data["catalog"]["path"]).resolve()
+    detection = dict(data.get("detection", {}))
+    bad = set(detection) - set(_DETECTION_KEYS)
+    if bad:
+        raise ConfigError(f"config file {path}: unknown key(s) in [detection]: {sorted(bad)}")
+    values.update(detection)
+    peers = dict(data.get("peers", {}))
+    bad = set(peers) - {"service_roles", "users"}
+    if bad:
+        raise ConfigError(f"config file {path}: unknown key(s) in [peers]: {sorted(bad)}")
+    users = peers.get("users", {})
+    if not isinstance(users, dict) or not all(isinstance(v, str) for v in users.values()):
+        raise ConfigError(f"config file {path}: [peers.users] maps user patterns to role names")
+    values["roles"] = tuple(users.items())
+    service = peers.get("service_roles", [])
+    if not isinstance(service, list) or not all(isinstance(v, str) for v in service):
+        raise ConfigError(f"config file {path}: [peers] service_roles is a list of role names")
+    values["service_roles"] = frozenset(service)
     return values
 
 
@@ -147,9 +209,17 @@ def load_config(
             values[name] = environ[var]
     values.update({k: v for k, v in (flags or {}).items() if v is not None})
     names = {f.name for f in fields(Config)}
-    for name in ("catalog", "id_hash_key_file"):
+    for name in ("catalog", "id_hash_key_file", "state"):
         if values.get(name) is not None:
             values[name] = Path(values[name])
+    for name, kind in _DETECTION_KEYS.items():
+        if name in values:
+            try:
+                values[name] = kind(values[name])
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{name} must be a number, got {values[name]!r}") from exc
+            if values[name] < 0 or (name == "alerts_per_day" and values[name] == 0):
+                raise ConfigError(f"{name} must be positive, got {values[name]!r}")
     config = replace(Config(), **{k: v for k, v in values.items() if k in names})
     try:
         config.source_options()
