@@ -47,6 +47,11 @@ def bundled_sample() -> Path:
     return Path(str(resources.files("detector") / "data" / "sample" / "postgresql.csv"))
 
 
+def bundled_sample_config() -> Path:
+    """Config of the bundled sample (roles of its users, its catalog)."""
+    return Path(str(resources.files("detector") / "data" / "sample" / "config.toml"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="exfil-detector",
@@ -71,10 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON Lines file for rejected lines (default: OUT with .deadletter.jsonl)",
     )
 
-    d = sub.add_parser(
-        "demo", help="parse the bundled sample audit log (7 simulated days of a records office)"
+    r = sub.add_parser("replay", help="replay audit logs through the detector; write alerts")
+    r.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    _add_source_flags(r)
+    r.add_argument("--catalog", type=Path, default=None, help="sensitivity catalog TOML")
+    r.add_argument(
+        "--state",
+        type=Path,
+        default=None,
+        help="state file: continue from it if it exists, save to it at the end",
     )
-    d.add_argument("--out", type=Path, default=Path("demo-out/events.parquet"))
+    r.add_argument("--alerts-out", type=Path, required=True, help="JSON Lines file of alerts")
+    r.add_argument(
+        "--alerts-per-day", type=float, default=None, help="alert budget per window scale"
+    )
+    r.add_argument("--dead-letter", type=Path, default=None, help="JSON Lines of rejected lines")
+    r.add_argument("--quiet", action="store_true", help="no progress line")
+
+    d = sub.add_parser(
+        "demo", help="replay the bundled sample audit log (7 simulated days of a records office)"
+    )
+    d.add_argument("--out", type=Path, default=Path("demo-out/alerts.jsonl"))
     return parser
 
 
@@ -100,12 +122,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dead_letter=args.dead_letter,
                 analyse=args.analyse or args.catalog is not None,
             )
+        if args.command == "replay":
+            from detector.replay_command import run_replay
+
+            flags = {
+                "format": args.format,
+                "log_line_prefix": args.log_line_prefix,
+                "server": args.server,
+                "mariadb_timezone": args.mariadb_timezone,
+                "tz_abbreviations": dict(args.tz_abbrev) if args.tz_abbrev else None,
+                "catalog": args.catalog,
+                "state": args.state,
+                "alerts_per_day": args.alerts_per_day,
+            }
+            config = load_config(args.config, flags)
+            return run_replay(
+                args.paths,
+                config,
+                alerts_out=args.alerts_out,
+                dead_letter=args.dead_letter,
+                progress=None if args.quiet else sys.stderr,
+            )
         if args.command == "demo":
-            from detector.parse_command import run_parse
+            from detector.replay_command import run_replay
 
             sample = bundled_sample()
-            print(f"parsing the bundled sample {sample.name}")
-            return run_parse([sample], load_config(), out=args.out, dead_letter=None)
+            print(f"replaying the bundled sample {sample.name} (7 days, 20 users)")
+            config = load_config(bundled_sample_config())
+            return run_replay([sample], config, alerts_out=args.out)
     except ExfilDetectorError as exc:
         print(f"exfil-detector: error: {exc}", file=sys.stderr)
         return 2

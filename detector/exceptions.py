@@ -9,3 +9,11 @@ class DetectorError(ExfilDetectorError):
 
 class ConfigError(DetectorError):
     """The configuration file, a flag or an environment variable is invalid."""
+
+
+class ThreatRuleError(DetectorError):
+    """A threat rule file is invalid, or a window frame lacks a column the rules need."""
+
+
+class AlertError(DetectorError):
+    """Matches handed to the alert book are malformed, or the alerts file cannot be written."""

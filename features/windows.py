@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import polars as pl
@@ -66,14 +67,18 @@ WINDOW_FEATURES: Final = (
 )
 
 _SUMS: Final = (*EVENT_SIGNALS, "new_tables", "new_templates", "new_ips")
+#: Distinct sets kept per open window: name -> (source column, is it a list column).
 _SETS: Final = {
-    "subject_set": pl.UInt64,
-    "template_set": pl.UInt64,
-    "table_names": pl.String,
-    "client_ips": pl.String,
-    "classes": pl.String,
-    "new_classes": pl.String,
+    "subjects": ("subject_keys", True),
+    "templates": ("fingerprint_id", False),
+    "table_names": ("tables_read", True),
+    "client_ips": ("client_ip", False),
+    "classes": ("classes", True),
+    "new_classes": ("new_classes", True),
 }
+#: Sets whose members are listed in the window frame (the others are only counted).
+_LISTED: Final = ("table_names", "client_ips", "classes", "new_classes")
+_COUNTED: Final = {"subjects": "subjects", "templates": "templates", "table_names": "tables"}
 EVIDENCE_DTYPE: Final = pl.Struct(
     {
         "time": pl.Datetime("us", "UTC"),
@@ -84,68 +89,122 @@ EVIDENCE_DTYPE: Final = pl.Struct(
     }
 )
 EVIDENCE_LIMIT: Final = 5
+_KEY: Final = ("user", "window_start")
+_EVIDENCE_ORDER: Final = (["sensitive_rows", "rows", "time"], [True, True, False])
 
 
-def _evidence_expr() -> pl.Expr:
-    return pl.struct(
+def _evidence_rows(events: pl.DataFrame) -> pl.DataFrame:
+    return events.select(
+        *_KEY,
         time=pl.col("event_time"),
         statement=pl.col("fingerprint"),
         rows=pl.col("rows_read").cast(pl.Int64),
         sensitive_rows=pl.col("sensitive_rows").cast(pl.Int64),
         tables=pl.col("tables_read"),
-    ).alias("evidence")
-
-
-def _top_evidence(col: pl.Expr) -> pl.Expr:
-    """The most telling statements: most sensitive rows, then most rows, then earliest."""
-    return col.sort_by(
-        col.struct.field("sensitive_rows"),
-        col.struct.field("rows"),
-        col.struct.field("time"),
-        descending=[True, True, False],
-    ).head(EVIDENCE_LIMIT)
-
-
-def _partials(events: pl.DataFrame, every: dt.timedelta) -> pl.DataFrame:
-    """One batch's events -> one row per (user, window_start), mergeable with earlier ones."""
-    return (
-        events.lazy()
-        .group_by("user", "window_start")
-        .agg(
-            pl.len().cast(pl.Float64).alias("statements"),
-            *(pl.col(c).sum() for c in _SUMS),
-            pl.col("sensitive_rows").max().alias("max_statement_rows"),
-            pl.col("event_time").min().alias("first_time"),
-            pl.col("event_time").max().alias("last_time"),
-            pl.col("subject_keys").list.explode(keep_nulls=False).unique().alias("subject_set"),
-            pl.col("fingerprint_id").unique().alias("template_set"),
-            pl.col("tables_read").list.explode(keep_nulls=False).unique().alias("table_names"),
-            pl.col("client_ip").unique().alias("client_ips"),
-            pl.col("classes").list.explode(keep_nulls=False).unique().alias("classes"),
-            pl.col("new_classes").list.explode(keep_nulls=False).unique().alias("new_classes"),
-            _top_evidence(_evidence_expr()).alias("evidence"),
-        )
-        .collect()
     )
 
 
-def _merge(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
-    """Merge partials of the same windows (sums add, sets unite, evidence re-ranked)."""
-    frame = pl.concat(frames, how="vertical_relaxed")
+def _top_evidence(rows: pl.DataFrame) -> pl.DataFrame:
+    """The most telling statements of each window: most sensitive rows, most rows, earliest."""
+    by, descending = _EVIDENCE_ORDER
+    return (
+        rows.sort(by, descending=descending, maintain_order=True)
+        .group_by(*_KEY, maintain_order=True)
+        .head(EVIDENCE_LIMIT)
+    )
+
+
+def _set_rows(events: pl.DataFrame, name: str) -> pl.DataFrame:
+    column, is_list = _SETS[name]
+    frame = events.select(*_KEY, value=pl.col(column))
+    if is_list:
+        frame = frame.explode("value")
+    return frame.drop_nulls("value").unique(maintain_order=True)
+
+
+def _sums(frame: pl.DataFrame, *, first: bool) -> pl.DataFrame:
+    """Per-window sums (``first``: of events; else: merging earlier sums)."""
     return (
         frame.lazy()
-        .group_by("user", "window_start")
+        .group_by(*_KEY)
         .agg(
-            pl.col("statements").sum(),
+            (pl.len().cast(pl.Float64) if first else pl.col("statements").sum()).alias(
+                "statements"
+            ),
             *(pl.col(c).sum() for c in _SUMS),
-            pl.col("max_statement_rows").max(),
-            pl.col("first_time").min(),
-            pl.col("last_time").max(),
-            *(pl.col(c).list.explode(keep_nulls=False).unique().alias(c) for c in _SETS),
-            _top_evidence(pl.col("evidence").list.explode(keep_nulls=False)).alias("evidence"),
+            pl.col("sensitive_rows" if first else "max_statement_rows")
+            .max()
+            .alias("max_statement_rows"),
+            pl.col("event_time" if first else "first_time").min().alias("first_time"),
+            pl.col("event_time" if first else "last_time").max().alias("last_time"),
         )
         .collect()
     )
+
+
+@dataclass
+class _Open:
+    """The open windows of one scale, as flat frames keyed by (user, window_start).
+
+    Flat on purpose: no list columns are aggregated while windows are open (cheaper, and
+    polars 2.1 intermittently crashed merging list columns inside ``group_by``).
+    """
+
+    sums: pl.DataFrame
+    sets: dict[str, pl.DataFrame]
+    evidence: pl.DataFrame
+
+    @classmethod
+    def of(cls, events: pl.DataFrame) -> _Open:
+        return cls(
+            _sums(events, first=True),
+            {name: _set_rows(events, name) for name in _SETS},
+            _top_evidence(_evidence_rows(events)),
+        )
+
+    def merge(self, other: _Open) -> _Open:
+        return _Open(
+            _sums(pl.concat([self.sums, other.sums]), first=False),
+            {
+                name: pl.concat([frame, other.sets[name]]).unique(maintain_order=True)
+                for name, frame in self.sets.items()
+            },
+            _top_evidence(pl.concat([self.evidence, other.evidence])),
+        )
+
+    def split(self, last_start: dt.datetime | None) -> tuple[_Open, _Open]:
+        """(windows starting at or before ``last_start``, the rest); all when ``None``."""
+        done = pl.lit(True) if last_start is None else pl.col("window_start") <= last_start
+
+        def part(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+            return frame.filter(done), frame.filter(~done)
+
+        sums, evidence = part(self.sums), part(self.evidence)
+        sets = {name: part(frame) for name, frame in self.sets.items()}
+        return (
+            _Open(sums[0], {n: f[0] for n, f in sets.items()}, evidence[0]),
+            _Open(sums[1], {n: f[1] for n, f in sets.items()}, evidence[1]),
+        )
+
+    def close(self, scale: str, every: dt.timedelta) -> pl.DataFrame:
+        """The window-frame rows of these windows."""
+        frame = self.sums
+        for name, out in _COUNTED.items():
+            counts = self.sets[name].group_by(*_KEY).agg(pl.len().cast(pl.Float64).alias(out))
+            frame = frame.join(counts, on=_KEY, how="left")
+        for name in _LISTED:
+            lists = self.sets[name].sort("value").group_by(*_KEY).agg(pl.col("value").alias(name))
+            frame = frame.join(lists, on=_KEY, how="left")
+        evidence = self.evidence.group_by(*_KEY, maintain_order=True).agg(
+            pl.struct(*(f.name for f in EVIDENCE_DTYPE.fields)).alias("evidence")
+        )
+        frame = frame.join(evidence, on=_KEY, how="left")
+        return frame.with_columns(
+            *(pl.col(out).fill_null(0.0) for out in _COUNTED.values()),
+            *(pl.col(n).fill_null(pl.lit([], dtype=pl.List(pl.String))) for n in _LISTED),
+            scale=pl.lit(scale),
+            window_end=pl.col("window_start") + every,
+        )
 
 
 class WindowAggregator:
@@ -163,12 +222,12 @@ class WindowAggregator:
         self.scales = tuple(scales)
         self.lateness = lateness
 
-    def _state(self) -> dict[str, pl.DataFrame]:
+    def _state(self) -> dict[str, _Open]:
         if not hasattr(self, "open_"):
             unknown = set(self.scales) - set(SCALES)
             if unknown:
                 raise ValueError(f"unknown window scale(s) {sorted(unknown)}")
-            self.open_: dict[str, pl.DataFrame] = {}
+            self.open_: dict[str, _Open] = {}
             self.closed_upto_: dict[str, dt.datetime | None] = dict.fromkeys(self.scales)
             self.max_time_: dt.datetime | None = None
             self.late_events_ = 0
@@ -199,8 +258,8 @@ class WindowAggregator:
                 late = events["event_time"] < closed
                 self.late_events_ += int(late.sum()) if scale == self.scales[0] else 0
                 start = pl.when(pl.col("event_time") < closed).then(pl.lit(closed)).otherwise(start)
-            part = _partials(events.with_columns(window_start=start), every)
-            state[scale] = _merge([state[scale], part]) if scale in state else part
+            part = _Open.of(events.with_columns(window_start=start))
+            state[scale] = state[scale].merge(part) if scale in state else part
 
     def _pop(self, upto: dt.datetime | None) -> pl.DataFrame:
         state = self._state()
@@ -209,18 +268,16 @@ class WindowAggregator:
             if scale not in state:
                 continue
             every = SCALES[scale]
-            frame = state[scale].with_columns(window_end=pl.col("window_start") + every)
             if upto is None:
-                done, keep = frame, frame.clear()
+                done, keep = state[scale].split(None)
             else:
-                is_done = pl.col("window_end") <= upto
-                done, keep = frame.filter(is_done), frame.filter(~is_done)
                 boundary = _floor(upto, every)
+                done, keep = state[scale].split(boundary - every)
                 prev = self.closed_upto_[scale]
                 self.closed_upto_[scale] = boundary if prev is None else max(prev, boundary)
-            state[scale] = keep.drop("window_end")
-            if done.height:
-                out.append(done.with_columns(scale=pl.lit(scale)))
+            state[scale] = keep
+            if done.sums.height:
+                out.append(done.close(scale, every))
         if not out:
             return _finish(None)
         return _finish(pl.concat(out, how="vertical_relaxed"))
@@ -236,7 +293,7 @@ class WindowAggregator:
 
     def open_windows(self) -> int:
         """Open (user, scale, window) rows held."""
-        return sum(f.height for f in self._state().values())
+        return sum(f.sums.height for f in self._state().values())
 
 
 def _floor(t: dt.datetime, every: dt.timedelta) -> dt.datetime:
@@ -245,18 +302,11 @@ def _floor(t: dt.datetime, every: dt.timedelta) -> dt.datetime:
 
 
 def _finish(frame: pl.DataFrame | None) -> pl.DataFrame:
-    """Partials of closed windows -> window-frame rows (counts of the distinct sets)."""
+    """Closed windows -> the window frame's columns, types and order."""
     if frame is None:
         return pl.DataFrame(schema=WINDOW_SCHEMA)
     return (
         frame.with_columns(
-            subjects=pl.col("subject_set").list.len().cast(pl.Float64),
-            templates=pl.col("template_set").list.len().cast(pl.Float64),
-            tables=pl.col("table_names").list.len().cast(pl.Float64),
-            table_names=pl.col("table_names").list.sort(),
-            client_ips=pl.col("client_ips").list.sort(),
-            classes=pl.col("classes").list.sort(),
-            new_classes=pl.col("new_classes").list.sort(),
             hour=pl.col("window_start").dt.hour().cast(pl.Int8),
             weekday=(pl.col("window_start").dt.weekday() - 1).cast(pl.Int8),
         )
@@ -300,37 +350,11 @@ def statement_rows(events: pl.DataFrame, min_sensitive_rows: float) -> pl.DataFr
     )
     if picked.is_empty():
         return _finish(None)
-    frame = picked.with_columns(
-        scale=pl.lit("statement"),
+    # Each statement is its own window: key it by its row number so the window code
+    # (sets, evidence) does the rest.
+    keyed = picked.with_row_index("_row").with_columns(
         window_start=pl.col("event_time"),
-        window_end=pl.col("event_time"),
-        first_time=pl.col("event_time"),
-        last_time=pl.col("event_time"),
-        statements=pl.lit(1.0),
-        max_statement_rows=pl.col("sensitive_rows"),
-        subject_set=pl.col("subject_keys").list.unique(),
-        template_set=pl.concat_list(pl.col("fingerprint_id")),
-        table_names=pl.col("tables_read").list.unique(),
-        client_ips=pl.concat_list(pl.col("client_ip")),
-        classes=pl.col("classes").list.unique(),
-        new_classes=pl.col("new_classes").list.unique(),
-        evidence=pl.concat_list(_evidence_expr()),
+        user=pl.concat_str("user", pl.lit("\x1f"), "_row"),
     )
-    return _finish(frame.select(*(c for c in frame.columns if c in _FINISH_INPUT)))
-
-
-_FINISH_INPUT: Final = frozenset(
-    {
-        "user",
-        "scale",
-        "window_start",
-        "window_end",
-        "first_time",
-        "last_time",
-        "statements",
-        *_SUMS,
-        "max_statement_rows",
-        *_SETS,
-        "evidence",
-    }
-)
+    frame = _Open.of(keyed).close("statement", dt.timedelta(0))
+    return _finish(frame.with_columns(user=pl.col("user").str.replace(r"\x1f\d+$", "")))

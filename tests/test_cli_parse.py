@@ -68,13 +68,6 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 2 and "cannot open" in done.stderr
 
 
-def test_demo_runs_on_the_bundled_sample(tmp_path: Path) -> None:
-    done = _cli("demo", "--out", str(tmp_path / "demo.parquet"))
-    assert done.returncode == 0, done.stderr
-    assert "statements" in done.stdout
-    assert pl.read_parquet(tmp_path / "demo.parquet").height > 100
-
-
 def test_analyse_adds_sql_columns_and_sizes_whole_table_exports(tmp_path: Path) -> None:
     catalog = tmp_path / "catalog.toml"
     catalog.write_text('[tables."public.citizens"]\nrows = 1200000\n')

@@ -1,0 +1,377 @@
+"""Alerts: related threat-rule matches grouped into one alert per (user, kind), updated.
+
+A burst of activity fires several rules over several windows (a dump trips the 5-minute
+and the hour rule, then again five minutes later); the analyst wants one alert that
+grows, not a page of them. :class:`AlertBook` keeps the alerts: a match for the same
+(user, kind) whose window starts within the kind's *group gap* of the newest alert's end
+updates that alert, anything else opens a new one.
+
+Updating an alert takes the union of what the matches saw: ``end`` and ``updated_at`` the
+latest, ``severity`` and ``score`` the highest, ``reasons`` those of the highest-scoring
+match first (deduplicated, at most :data:`MAX_REASONS`), ``evidence`` the statements with
+the most rows (deduplicated by time and statement, at most :data:`MAX_EVIDENCE`), tables,
+client IPs, rule ids and ATT&CK techniques merged; ``triage`` is that of the rule of the
+highest-scoring match. ``revision`` counts the :meth:`AlertBook.add_matches`
+calls that created or changed the alert.
+
+Output is JSON Lines (:func:`write_jsonl`), one object per alert, keys in the order of
+:meth:`Alert.to_json`; times are ISO-8601 with microseconds and offset. As a last line of
+defence against leaking personal data, :meth:`Alert.to_json` replaces every run of 7 or
+more digits (with an optional ``X`` check character: ID and phone numbers) in reasons and
+evidence by ``?``; evidence statements already arrive with their literals redacted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+
+from detector.exceptions import AlertError, ThreatRuleError
+from detector.threat_rules import SEVERITIES, ThreatRule
+
+MAX_REASONS: Final = 6
+MAX_EVIDENCE: Final = 5
+DEFAULT_GROUP_GAP: Final = timedelta(hours=2)
+#: Kinds whose activity is spread thin get a longer gap.
+DEFAULT_KIND_GAPS: Final = {"low_and_slow": timedelta(days=3)}
+#: Runs of digits long enough to be an ID or phone number (ID check character X).
+SCRUB_PATTERN: Final = re.compile(r"\d{7,}[Xx]?")
+_REQUIRED: Final = ("user", "kind", "rule_id", "severity", "reasons", "window_start", "window_end")
+
+
+def scrub(text: str) -> str:
+    """Replace every run of >= 7 digits (optionally ending in X) by ``?``.
+
+    >>> scrub("WHERE id_no = '11010519491231002X' OR phone = 13812345678 LIMIT 100")
+    "WHERE id_no = '?' OR phone = ? LIMIT 100"
+    """
+    return SCRUB_PATTERN.sub("?", text)
+
+
+def iso(t: datetime) -> str:
+    """ISO-8601 with microseconds and offset; naive times are taken as UTC.
+
+    >>> iso(datetime(2024, 3, 6, 10, 47, 12, 345000))
+    '2024-03-06T10:47:12.345000+00:00'
+    """
+    return _utc(t).isoformat(timespec="microseconds")
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def alert_id(user: str, kind: str, start: datetime) -> str:
+    """Deterministic alert id: the first 16 hex digits of sha256("user|kind|start iso").
+
+    >>> alert_id("d07", "smash_and_grab", datetime(2024, 3, 6, 10, tzinfo=UTC))
+    'a4600576eaeab54d'
+    """
+    return hashlib.sha256(f"{user}|{kind}|{iso(start)}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One statement shown as evidence (literals already redacted)."""
+
+    time: datetime
+    statement: str
+    rows: int | None
+    tables: tuple[str, ...]
+    sensitive_rows: int | None = None  # ranks evidence; not written out
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert, at one revision; :class:`AlertBook` makes and updates them."""
+
+    id: str
+    revision: int
+    user: str
+    kind: str
+    severity: str
+    score: float
+    start: datetime
+    end: datetime
+    detected_at: datetime
+    updated_at: datetime
+    reasons: tuple[str, ...]
+    evidence: tuple[Evidence, ...]
+    tables: tuple[str, ...]
+    client_ips: tuple[str, ...]
+    rule_ids: tuple[str, ...]
+    attack: tuple[str, ...]
+    triage: str
+    role: str
+    status: str = "open"
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object written for this alert (keys in output order, text scrubbed)."""
+        return {
+            "id": self.id,
+            "revision": self.revision,
+            "user": self.user,
+            "kind": self.kind,
+            "severity": self.severity,
+            "score": round(self.score, 2),
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "detected_at": iso(self.detected_at),
+            "updated_at": iso(self.updated_at),
+            "reasons": [scrub(r) for r in self.reasons],
+            "evidence": [
+                {"time": iso(e.time), "statement": scrub(e.statement), "rows": e.rows}
+                | {"tables": list(e.tables)}
+                for e in self.evidence
+            ],
+            "tables": list(self.tables),
+            "client_ips": list(self.client_ips),
+            "rule_ids": list(self.rule_ids),
+            "attack": list(self.attack),
+            "triage": self.triage,
+            "role": self.role,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class _Match:
+    user: str
+    kind: str
+    rule: ThreatRule
+    severity: str
+    score: float
+    start: datetime
+    end: datetime
+    detected: datetime
+    reasons: tuple[str, ...]
+    evidence: tuple[Evidence, ...]
+    tables: tuple[str, ...]
+    client_ips: tuple[str, ...]
+    role: str
+
+
+class AlertBook:
+    """Groups threat-rule matches into alerts and keeps them (picklable, for saved state).
+
+    Parameters
+    ----------
+    group_gap
+        A match joins the newest alert of its (user, kind) when its window starts at most
+        this long after the alert's end.
+    kind_gaps
+        Per-kind overrides of ``group_gap`` (default: 3 days for ``low_and_slow``).
+
+    Examples
+    --------
+    >>> from detector.threat_rules import load_rules, match_rules, window_frame
+    >>> rules = load_rules()
+    >>> row = {"user": "d07", "scale": "statement", "max_statement_rows": 5000.0,
+    ...        "z_max_statement_rows": 8.0, "raw_score": 9.5}
+    >>> later = row | {"window_start": datetime(2024, 3, 6, 11, tzinfo=UTC),
+    ...                "window_end": datetime(2024, 3, 6, 11, tzinfo=UTC)}
+    >>> book = AlertBook()
+    >>> [a.revision for a in book.add_matches(match_rules(rules, window_frame([row])),
+    ...                                        {r.id: r for r in rules})]
+    [1]
+    >>> [(a.revision, a.end.hour) for a in book.add_matches(
+    ...     match_rules(rules, window_frame([later])), {r.id: r for r in rules})]
+    [(2, 11)]
+    >>> len(book.alerts())
+    1
+    """
+
+    def __init__(
+        self,
+        group_gap: timedelta = DEFAULT_GROUP_GAP,
+        kind_gaps: Mapping[str, timedelta] | None = None,
+    ) -> None:
+        self.group_gap = group_gap
+        self.kind_gaps = dict(DEFAULT_KIND_GAPS if kind_gaps is None else kind_gaps)
+        self._alerts: dict[str, Alert] = {}
+        self._newest: dict[tuple[str, str], str] = {}
+
+    def __len__(self) -> int:
+        return len(self._alerts)
+
+    def gap(self, kind: str) -> timedelta:
+        """How far after an alert's end a match of ``kind`` may start and still join it."""
+        return self.kind_gaps.get(kind, self.group_gap)
+
+    def alerts(self) -> list[Alert]:
+        """Every alert at its latest revision, by (start, user, kind)."""
+        return sorted(self._alerts.values(), key=lambda a: (a.start, a.user, a.kind, a.id))
+
+    def add_matches(self, matches: pl.DataFrame, rules: Mapping[str, ThreatRule]) -> list[Alert]:
+        """Fold matches (:func:`~detector.threat_rules.match_rules` rows) into the alerts.
+
+        The score is the ``score`` column when present, else ``raw_score``; the detection
+        time is ``detected_at`` when present, else ``window_end``. Returns the alerts
+        created or updated, by (time of this detection, user, kind).
+        """
+        if matches.is_empty():
+            return []
+        missing = [c for c in _REQUIRED if c not in matches.columns]
+        if missing:
+            raise AlertError(f"matches lack columns: {', '.join(missing)}")
+        touched: dict[str, Alert] = {}
+        for match in _matches(matches, rules):
+            key = (match.user, match.kind)
+            newest = self._newest.get(key)
+            current = None if newest is None else touched.get(newest, self._alerts.get(newest))
+            if current is not None and match.start - current.end <= self.gap(match.kind):
+                updated = _merge(current, match)
+                if current.id not in touched:
+                    updated = replace(updated, revision=current.revision + 1)
+            else:
+                updated = _new(match)
+            touched[updated.id] = updated
+            self._newest[key] = updated.id
+        self._alerts.update(touched)
+        return sorted(touched.values(), key=lambda a: (a.updated_at, a.user, a.kind, a.id))
+
+
+def _matches(matches: pl.DataFrame, rules: Mapping[str, ThreatRule]) -> Iterable[_Match]:
+    """Typed matches in processing order (detection time, user, kind, window, rule)."""
+    unknown = sorted(set(matches["rule_id"].unique().to_list()) - set(rules))
+    if unknown:
+        raise ThreatRuleError(f"matches name rules that are not loaded: {', '.join(unknown)}")
+    score = next((c for c in ("score", "raw_score") if c in matches.columns), None)
+    detected = "detected_at" if "detected_at" in matches.columns else "window_end"
+    # The alert spans the activity (first to last statement), not the window bounds.
+    first = "first_time" if "first_time" in matches.columns else "window_start"
+    last = "last_time" if "last_time" in matches.columns else "window_end"
+    frame = matches.select(
+        *_REQUIRED,
+        pl.col(detected).alias("_detected"),
+        pl.col(first).alias("_first"),
+        pl.col(last).alias("_last"),
+        (pl.col(score).fill_null(0.0) if score else pl.lit(0.0)).cast(pl.Float64).alias("_score"),
+        *(c for c in ("role", "evidence", "table_names", "client_ips") if c in matches.columns),
+    ).sort("_detected", "user", "kind", "window_start", "rule_id", "_score")
+    for row in frame.iter_rows(named=True):
+        yield _Match(
+            user=row["user"],
+            kind=row["kind"],
+            rule=rules[row["rule_id"]],
+            severity=row["severity"],
+            score=row["_score"],
+            start=_utc(row["_first"]),
+            end=_utc(row["_last"]),
+            detected=_utc(row["_detected"]),
+            reasons=tuple(row["reasons"] or ()),
+            evidence=_top_evidence(_evidence(e) for e in row.get("evidence") or ()),
+            tables=tuple(sorted(set(row.get("table_names") or ()))),
+            client_ips=tuple(sorted(set(row.get("client_ips") or ()))),
+            role=row.get("role") or "",
+        )
+
+
+def _evidence(item: Mapping[str, Any]) -> Evidence:
+    return Evidence(
+        time=_utc(item["time"]),
+        statement=item.get("statement") or "",
+        rows=item.get("rows"),
+        tables=tuple(item.get("tables") or ()),
+        sensitive_rows=item.get("sensitive_rows"),
+    )
+
+
+def _top_evidence(items: Iterable[Evidence]) -> tuple[Evidence, ...]:
+    """Most sensitive rows, then most rows, then earliest; one per (time, statement)."""
+    ranked = sorted(
+        items,
+        key=lambda e: (-(e.sensitive_rows or 0), -(e.rows or 0), e.time, e.statement),
+    )
+    seen: set[tuple[datetime, str]] = set()
+    out = []
+    for e in ranked:
+        if (e.time, e.statement) not in seen:
+            seen.add((e.time, e.statement))
+            out.append(e)
+    return tuple(out[:MAX_EVIDENCE])
+
+
+def _new(m: _Match) -> Alert:
+    return Alert(
+        id=alert_id(m.user, m.kind, m.start),
+        revision=1,
+        user=m.user,
+        kind=m.kind,
+        severity=m.severity,
+        score=m.score,
+        start=m.start,
+        end=m.end,
+        detected_at=m.detected,
+        updated_at=m.detected,
+        reasons=_dedup(m.reasons)[:MAX_REASONS],
+        evidence=m.evidence,
+        tables=m.tables,
+        client_ips=m.client_ips,
+        rule_ids=(m.rule.id,),
+        attack=tuple(sorted({a.technique for a in m.rule.attack})),
+        triage=m.rule.triage,
+        role=m.role,
+    )
+
+
+def _merge(a: Alert, m: _Match) -> Alert:
+    rule_ids = tuple(sorted({*a.rule_ids, m.rule.id}))
+    reasons = m.reasons + a.reasons if m.score > a.score else a.reasons + m.reasons
+    return replace(
+        a,
+        severity=max(a.severity, m.severity, key=SEVERITIES.index),
+        score=max(a.score, m.score),
+        start=min(a.start, m.start),
+        end=max(a.end, m.end),
+        updated_at=max(a.updated_at, m.detected),
+        reasons=_dedup(reasons)[:MAX_REASONS],
+        evidence=_top_evidence((*a.evidence, *m.evidence)),
+        tables=tuple(sorted({*a.tables, *m.tables})),
+        client_ips=tuple(sorted({*a.client_ips, *m.client_ips})),
+        rule_ids=rule_ids,
+        attack=tuple(sorted({*a.attack, *(t.technique for t in m.rule.attack)})),
+        triage=m.rule.triage if m.score > a.score else a.triage,
+        role=m.role or a.role,
+    )
+
+
+def _dedup(items: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def write_jsonl(alerts: Iterable[Alert], path: str | Path) -> None:
+    """Write one JSON object per alert, atomically (a temp file renamed over ``path``).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_jsonl([], Path(d) / "alerts.jsonl")
+    ...     (Path(d) / "alerts.jsonl").read_text()
+    ''
+    """
+    path = Path(path)
+    text = "".join(json.dumps(a.to_json(), ensure_ascii=False) + "\n" for a in alerts)
+    tmp = None
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
+        ) as fh:
+            tmp = fh.name
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise AlertError(f"{path}: cannot write alerts: {exc}") from exc

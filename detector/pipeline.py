@@ -1,0 +1,218 @@
+"""The detection pipeline: one micro-batch of canonical events in, alert updates out.
+
+File replay and Kafka both call :meth:`Pipeline.process` with batches of events in log
+order. Per batch:
+
+1. ``features.enrich`` (SQL analysis, sensitivity, ID-number keys), per-statement
+   signals (``features.access``), first-seen marks (``features.novelty``);
+2. the statements big enough to judge alone are queued (statement scale), and the events
+   go into the per-user 5-minute, hourly and daily windows (``features.windows``);
+3. every window the watermark closed, and every queued statement the watermark passed,
+   is *ready*. Ready items are taken in event-time order, one learning epoch (an hour of
+   event time) at a time: scored against the models as they stood at the epoch's start
+   (:class:`detector.scoring.Scorer`), matched against the threat patterns
+   (``detector/threats``), decided by the alert budget (``models.calibration``), grouped
+   into alerts (``detector.alerts``). When an epoch is over, the models learn from its
+   windows that raised no alert (no poisoning), and the budget from their scores.
+
+Because models change only between epochs and items are taken in event-time order, the
+alerts do not depend on how the input was cut into batches: a replay in one batch, in
+many, or stopped and resumed from saved state gives the same alerts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import polars as pl
+
+from detector.alerts import Alert, AlertBook
+from detector.config import Config
+from detector.scoring import Scorer
+from detector.threat_rules import ThreatRule, match_rules
+from features.access import event_features
+from features.catalog import Catalog
+from features.enrich import enrich
+from features.novelty import SeenSets
+from features.windows import SCALES, WindowAggregator, statement_rows
+from models.calibration import AlertBudget
+
+#: Event time between two learning steps of the models.
+EPOCH: Final = dt.timedelta(hours=1)
+_SCALES: Final = ("statement", *SCALES)
+
+
+@dataclass
+class DetectorState:
+    """Everything the detector has learned and holds open; saved with ``--state``."""
+
+    id_key: bytes
+    seen: SeenSets = field(default_factory=SeenSets)
+    windows: WindowAggregator = field(default_factory=WindowAggregator)
+    scorer: Scorer = field(default_factory=Scorer)
+    budgets: dict[str, AlertBudget] = field(default_factory=dict)
+    book: AlertBook = field(default_factory=AlertBook)
+    pending: pl.DataFrame | None = None
+    to_learn: list[pl.DataFrame] = field(default_factory=list)
+    learn_epoch: dt.datetime | None = None
+    started: dt.datetime | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, n: int) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n
+
+
+class Pipeline:
+    """Wires features, models, threat patterns and alerts over micro-batches.
+
+    Parameters
+    ----------
+    config
+        The frozen configuration (roles, budget, lateness, learning period).
+    catalog
+        The sensitivity catalog.
+    rules
+        Threat patterns (:func:`detector.threat_rules.load_rules`).
+    state
+        Learned state to continue from (a fresh one when ``None``).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        catalog: Catalog,
+        rules: Sequence[ThreatRule],
+        state: DetectorState | None = None,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.rules = tuple(rules)
+        self.rules_by_id: Mapping[str, ThreatRule] = {r.id: r for r in self.rules}
+        if state is None:
+            state = DetectorState(
+                id_key=config.id_hash_key(),
+                windows=WindowAggregator(lateness=config.lateness_seconds),
+                scorer=Scorer(service_roles=config.service_roles),
+            )
+        self.state = state
+        for scale in _SCALES:
+            state.budgets.setdefault(scale, AlertBudget(alerts_per_day=config.alerts_per_day))
+        self._roles: dict[str, str] = {}
+
+    # -- per batch ---------------------------------------------------------------------
+
+    def process(self, events: pl.DataFrame) -> list[Alert]:
+        """Feed one batch of canonical events (log order); return alerts created or updated."""
+        st = self.state
+        if events.is_empty():
+            return []
+        enriched = enrich(events, self.catalog, id_key=st.id_key)
+        signals = st.seen.mark(event_features(enriched))
+        st.count("statements", signals.height)
+        if signals.is_empty():
+            return []
+        if st.started is None:
+            st.started = signals["event_time"].min()  # type: ignore[assignment]
+        st.windows.add(signals)
+        single = statement_rows(signals, self.config.statement_min_rows)
+        if single.height:
+            st.pending = single if st.pending is None else pl.concat([st.pending, single])
+        return self._decide(st.windows.advance(), st.windows.watermark)
+
+    def finish(self) -> list[Alert]:
+        """Close every open window and decide everything left (end of input, no state)."""
+        st = self.state
+        alerts = self._decide(st.windows.flush(), None)
+        self._learn()
+        return alerts
+
+    # -- deciding ----------------------------------------------------------------------
+
+    def _ready(self, closed: pl.DataFrame, watermark: dt.datetime | None) -> pl.DataFrame:
+        st = self.state
+        parts = [closed]
+        if st.pending is not None:
+            if watermark is None:
+                parts.append(st.pending)
+                st.pending = None
+            else:
+                due = pl.col("window_end") <= watermark
+                parts.append(st.pending.filter(due))
+                st.pending = st.pending.filter(~due)
+        ready = pl.concat(parts, how="vertical_relaxed")
+        # statement rows sort before the windows of the same instant: they are judged
+        # against the baselines as they stood before that instant
+        order = pl.col("scale").replace_strict({s: k for k, s in enumerate(_SCALES)})
+        return ready.sort(pl.col("window_end"), order, pl.col("user"), pl.col("window_start"))
+
+    def _decide(self, closed: pl.DataFrame, watermark: dt.datetime | None) -> list[Alert]:
+        st = self.state
+        ready = self._ready(closed, watermark)
+        alerts: list[Alert] = []
+        if ready.height:
+            st.count("windows", int((ready["scale"] != "statement").sum()))
+            ready = ready.with_columns(_epoch=pl.col("window_end").dt.truncate(EPOCH))
+            for (epoch,), part in ready.group_by("_epoch", maintain_order=True):
+                assert isinstance(epoch, dt.datetime)
+                if st.learn_epoch is not None and epoch > st.learn_epoch:
+                    self._learn()
+                st.learn_epoch = epoch
+                alerts += self._judge(part.drop("_epoch"))
+        done = watermark is not None and st.learn_epoch is not None
+        if done and watermark >= st.learn_epoch + EPOCH:  # type: ignore[operator]
+            self._learn()
+        return alerts
+
+    def _role_series(self, users: pl.Series) -> pl.Series:
+        for user in users.unique().to_list():
+            if user not in self._roles:
+                self._roles[user] = self.config.role_of(user)
+        return users.replace_strict(self._roles, return_dtype=pl.String).alias("role")
+
+    def _judge(self, items: pl.DataFrame) -> list[Alert]:
+        st = self.state
+        scored = st.scorer.score(items, self._role_series(items["user"]))
+        scored = scored.with_row_index("_item")
+        alerted = np.zeros(scored.height, dtype=bool)
+        alerts: list[Alert] = []
+        matches = match_rules(self.rules, scored)
+        if matches.height:
+            thresholds = {s: b.threshold() for s, b in st.budgets.items()}
+            learning_until = st.started + dt.timedelta(hours=self.config.learning_hours)  # type: ignore[operator]
+            passed = matches.filter(
+                (pl.col("raw_score") >= pl.col("scale").replace_strict(thresholds))
+                & (pl.col("window_end") >= learning_until)
+            )
+            st.count("matches", matches.height)
+            if passed.height:
+                alerted[passed["_item"].to_numpy()] = True
+                alerts = st.book.add_matches(passed.drop("_item"), self.rules_by_id)
+                st.scorer.note_alerts(passed["user"], passed["role"], passed["last_time"])
+        st.to_learn.append(scored.drop("_item").with_columns(_alerted=pl.Series(alerted)))
+        return alerts
+
+    def _learn(self) -> None:
+        st = self.state
+        if not st.to_learn or st.learn_epoch is None:
+            return
+        done = pl.concat(st.to_learn, how="vertical_relaxed")
+        st.to_learn = []
+        alerted = done["_alerted"].to_numpy()
+        done = done.drop("_alerted")
+        st.scorer.learn(done, alerted)
+        now = (st.learn_epoch + EPOCH).timestamp()
+        scale = done["scale"].to_numpy()
+        raw = done["raw_score"].to_numpy()
+        for name, budget in st.budgets.items():
+            rows = (scale == name) & ~alerted
+            budget.learn_many(raw[rows], now)
+
+    # -- reporting ---------------------------------------------------------------------
+
+    def alerts(self) -> list[Alert]:
+        """Every alert so far, final revisions, in (start, user, kind) order."""
+        return self.state.book.alerts()

@@ -1,0 +1,310 @@
+"""Scores closed windows against each user's and their peers' normal; learns from the rest.
+
+:class:`Scorer` owns the online models of :mod:`models` (one set per window scale) and
+the user -> index and role -> peer-group maps they are indexed by. It adds the model
+columns of the window frame (``z_*``, ``typical_*``, ``peer_typical_*``, ``max_*``,
+``history``, ``hour_surprise``, ``cusum_sensitive_rows``, ``multivariate``,
+``raw_score``; see ARCHITECTURE.md) and learns from windows that raised no alert.
+
+Statement-scale rows (one big statement judged alone) are scored against the user's
+*day* baseline (how many sensitive rows one statement of theirs returns at most, per
+day) and never learned from: the day window that contains the statement is.
+
+The raw score
+-------------
+``raw_score = max(max_f z_f, cusum) + novelty + 2 * multivariate`` where ``z_f`` are the
+robust z of the model features, ``cusum`` the multi-day excess of sensitive rows (day
+scale), and ``novelty`` adds, for users with >= 3 windows of history, 2 for a client IP
+new to the user, 2 for a sensitive class they never read before, and the hour's surprise
+beyond 6 bits (24 equally likely hours are 4.6 bits). The alert budget
+(:class:`models.calibration.AlertBudget`) sets the bar this score must clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Final
+
+import numpy as np
+import polars as pl
+
+from features.windows import WINDOW_FEATURES
+from models.baseline import RobustBaseline
+from models.cusum import Cusum
+from models.entity_index import distinct_rounds
+from models.hour_profile import HourProfile
+from models.multivariate import HalfSpaceScorer
+
+#: Which baseline scores each scale.
+BASELINE_OF: Final = {"statement": "1d", "5m": "5m", "1h": "1h", "1d": "1d"}
+#: Peer group of users whose role is not configured.
+DEFAULT_GROUP: Final = "*"
+_SENSITIVE: Final = WINDOW_FEATURES.index("sensitive_rows")
+
+
+def _stable_rank(keys: list[str]) -> np.ndarray:
+    """A deterministic pseudo-random order (run to run, machine to machine)."""
+    return np.array(
+        [int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big") for k in keys],
+        dtype=np.uint64,
+    )
+
+
+class Scorer:
+    """Per-scale baselines, peer priors, hour profiles, CUSUM and HalfSpaceTrees.
+
+    Parameters
+    ----------
+    service_roles
+        Roles of service/batch accounts (the ``service`` column).
+    prior_weight
+        Windows of their own a user needs before their baseline weighs as much as
+        their peers'.
+    peer_sample
+        Member windows each peer group learns per learning step (a deterministic sample,
+        so a 10,000-member group costs what a 16-member group does).
+    hst_sample
+        Windows per scale the multivariate model learns per learning step.
+    cusum_allowance
+        Daily z of sensitive rows that does not accumulate (normal day-to-day variation).
+    cusum_clip
+        Most one day can add to the multi-day excess (``cusum_clip - cusum_allowance``):
+        a single extreme day is another pattern's business, not a trickle.
+    cusum_gate
+        Once the multi-day excess reaches this, the day does not teach the baselines:
+        a slow trickle must not become the new normal while it is being measured.
+    seed
+        Seed of the multivariate model.
+    """
+
+    def __init__(
+        self,
+        service_roles: frozenset[str] = frozenset(),
+        prior_weight: float = 5.0,
+        peer_sample: int = 16,
+        hst_sample: int = 32,
+        cusum_allowance: float = 1.0,
+        cusum_clip: float = 3.0,
+        cusum_gate: float = 1.0,
+        seed: int = 42,
+    ) -> None:
+        self.service_roles = service_roles
+        self.prior_weight = prior_weight
+        self.peer_sample = peer_sample
+        self.hst_sample = hst_sample
+        self.cusum_allowance = cusum_allowance
+        self.cusum_clip = cusum_clip
+        self.cusum_gate = cusum_gate
+        self.seed = seed
+
+    def _init(self) -> None:
+        if hasattr(self, "users_"):
+            return
+        n = len(WINDOW_FEATURES)
+        self.users_: dict[str, int] = {}
+        self.groups_: dict[str, int] = {}
+        self.user_group_ = np.empty(0, dtype=np.int32)
+        # event time (s) up to which each user's activity is covered by an alert
+        self.alerted_until_ = np.empty(0, dtype=np.float64)
+        self.baselines_ = {s: RobustBaseline(n) for s in ("5m", "1h", "1d")}
+        self.peers_ = {s: RobustBaseline(n) for s in ("5m", "1h", "1d")}
+        # Few pseudo-counts: a batch account seen at 02:00 on three nights should find
+        # 14:00 surprising already (24 pseudo-counts would drown three nights).
+        self.hours_ = HourProfile(smoothing=0.25)
+        self.peer_hours_ = HourProfile(smoothing=0.25)
+        self.cusum_ = Cusum(1, allowance=self.cusum_allowance)
+        self.hst_ = {
+            s: HalfSpaceScorer(WINDOW_FEATURES, seed=self.seed) for s in ("5m", "1h", "1d")
+        }
+
+    def index(self, users: pl.Series, roles: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+        """User and peer-group indices of each row (new users and roles get new ones)."""
+        self._init()
+        pairs = pl.DataFrame({"user": users, "role": roles}).unique(maintain_order=True)
+        for user, role in pairs.iter_rows():
+            if user in self.users_:
+                continue
+            group = self.groups_.setdefault(role or DEFAULT_GROUP, len(self.groups_))
+            self.users_[user] = len(self.users_)
+            if len(self.users_) > self.user_group_.size:
+                size = max(16, 2 * self.user_group_.size)
+                grown = np.empty(size, dtype=np.int32)
+                grown[: self.user_group_.size] = self.user_group_
+                until = np.full(size, -np.inf)
+                until[: self.alerted_until_.size] = self.alerted_until_
+                self.user_group_, self.alerted_until_ = grown, until
+            self.user_group_[self.users_[user]] = group
+        idx = users.replace_strict(self.users_, return_dtype=pl.Int64).to_numpy()
+        return idx, self.user_group_[idx].astype(np.int64)
+
+    def score(self, items: pl.DataFrame, roles: pl.Series) -> pl.DataFrame:
+        """``items`` (closed windows / statements) with the model columns added. Pure
+        except for registering new users."""
+        self._init()
+        n = items.height
+        idx, gidx = self.index(items["user"], roles)
+        X = items.select(WINDOW_FEATURES).to_numpy().astype(np.float64)
+        F = len(WINDOW_FEATURES)
+        z = np.zeros((n, F))
+        typical = np.full((n, F), np.nan)
+        peer_typical = np.full((n, F), np.nan)
+        most = np.full((n, F), np.nan)
+        history = np.zeros(n, dtype=np.int64)
+        referenced = np.zeros(n, dtype=bool)
+        cusum = np.zeros(n)
+        base_scale = items["scale"].replace_strict(BASELINE_OF).to_numpy()
+        for scale in ("5m", "1h", "1d"):
+            rows = np.flatnonzero(base_scale == scale)
+            if not rows.size:
+                continue
+            own, peers = self.baselines_[scale], self.peers_[scale]
+            prior = peers.stats_many(gidx[rows])
+            z[rows] = own.score_many(idx[rows], X[rows], prior, self.prior_weight)
+            typical[rows] = own.typical_many(idx[rows], prior, self.prior_weight)
+            peer_typical[rows] = peers.typical_many(gidx[rows])
+            stats = own.stats_many(idx[rows])
+            most[rows] = stats.max
+            history[rows] = stats.count
+            referenced[rows] = (stats.count > 0) | (prior.count > 0)
+        # Nothing to compare with (first windows of the first users): no deviation.
+        z = np.where(referenced[:, None], np.clip(z, -20.0, 50.0), 0.0)
+        day = np.flatnonzero(items["scale"].to_numpy() == "1d")
+        if day.size:
+            excess = self._daily_excess(items[day], idx[day], z[day, _SENSITIVE])
+            cusum[day] = self.cusum_.score_many(idx[day], excess)[:, 0]
+        hours = items["hour"].to_numpy().astype(np.int64)
+        surprise = self.hours_.surprise_many(idx, hours, prior_idx=gidx, prior=self.peer_hours_)
+        surprise[day] = 0.0  # a day window has no hour
+        seasoned = history >= 3
+        novelty = (
+            np.maximum(surprise - 6.0, 0.0)
+            + 2.0 * ((items["new_ips"].to_numpy() > 0) & seasoned)
+            + 2.0 * ((items["new_classes"].list.len().to_numpy() > 0) & seasoned)
+        )
+        pre = np.maximum(np.maximum(z, 0.0).max(axis=1), cusum) + novelty
+        multivariate = np.zeros(n)
+        for scale in ("5m", "1h", "1d"):
+            rows = np.flatnonzero((base_scale == scale) & (pre >= 2.0))
+            if rows.size:
+                multivariate[rows] = self.hst_[scale].score_many(z[rows])
+        raw = pre + 2.0 * multivariate
+        columns: dict[str, np.ndarray | pl.Series] = {}
+        for k, f in enumerate(WINDOW_FEATURES):
+            columns[f"z_{f}"] = z[:, k]
+            columns[f"typical_{f}"] = typical[:, k]
+            columns[f"peer_typical_{f}"] = peer_typical[:, k]
+            columns[f"max_{f}"] = most[:, k]
+        columns |= {
+            "history": history,
+            "hour_surprise": surprise,
+            "cusum_sensitive_rows": cusum,
+            "multivariate": multivariate,
+            "raw_score": raw,
+        }
+        frame = pl.DataFrame(columns).with_columns(pl.selectors.float().fill_nan(None))
+        return items.with_columns(
+            role=roles,
+            service=roles.is_in(list(self.service_roles)),
+        ).hstack(frame)
+
+    def _covered(self, frame: pl.DataFrame, idx: np.ndarray) -> np.ndarray:
+        """Rows whose window overlaps activity an alert already reported."""
+        start = frame["window_start"].dt.epoch("us").to_numpy() / 1e6
+        return self.alerted_until_[idx] >= start
+
+    def _daily_excess(self, days: pl.DataFrame, idx: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """What each day adds to the multi-day excess: its z, at most ``cusum_clip``, and
+        nothing for a day whose activity an alert already reported (the trickle is
+        measured on what no alert explained)."""
+        step = np.minimum(np.nan_to_num(z), self.cusum_clip)
+        step[self._covered(days, idx)] = self.cusum_allowance
+        return step.reshape(-1, 1)
+
+    def note_alerts(self, users: pl.Series, roles: pl.Series, until: pl.Series) -> None:
+        """Record that alerts reported these users' activity up to ``until``."""
+        idx = self.index(users, roles)[0]
+        np.maximum.at(self.alerted_until_, idx, until.dt.epoch("us").to_numpy() / 1e6)
+
+    def learn(self, scored: pl.DataFrame, alerted: np.ndarray) -> None:
+        """Learn from scored rows that raised no alert (statement rows never teach).
+
+        Rows are learned in their order (event time), each user's in sequence, so the
+        result does not depend on how they were batched.
+        """
+        self._init()
+        day = pl.col("scale") == "1d"
+        reset = scored.filter(pl.Series(alerted) & day)
+        if reset.height:
+            self.cusum_.reset_many(np.unique(self.index(reset["user"], reset["role"])[0]))
+        # The multi-day excess learns from every day not alerted on, including the days
+        # it keeps from teaching the baselines (the gate below).
+        days = scored.filter(pl.Series(~alerted) & day)
+        if days.height:
+            idx = self.index(days["user"], days["role"])[0]
+            zs = days["z_sensitive_rows"].fill_null(0.0).to_numpy()
+            excess = self._daily_excess(days, idx, zs)
+            for r in distinct_rounds(idx):
+                self.cusum_.learn_many(idx[r], excess[r])
+        gated = day & (pl.col("cusum_sensitive_rows") >= self.cusum_gate)
+        keep = scored.filter(pl.Series(~alerted) & (pl.col("scale") != "statement") & ~gated)
+        if keep.height:
+            covered = self._covered(keep, self.index(keep["user"], keep["role"])[0])
+            keep = keep.filter(pl.Series(~covered))
+        if keep.is_empty():
+            return
+        idx, gidx = self.index(keep["user"], keep["role"])
+        X = keep.select(WINDOW_FEATURES).to_numpy().astype(np.float64)
+        scale = keep["scale"].to_numpy()
+        for s in ("5m", "1h", "1d"):
+            rows = np.flatnonzero(scale == s)
+            if not rows.size:
+                continue
+            for r in distinct_rounds(idx[rows]):
+                self.baselines_[s].learn_many(idx[rows][r], X[rows][r])
+            self._learn_peers(s, keep[rows], gidx[rows], X[rows])
+            z = keep[rows].select([f"z_{f}" for f in WINDOW_FEATURES]).to_numpy()
+            sample = np.argsort(_stable_rank(self._row_keys(keep[rows])), kind="stable")
+            self.hst_[s].learn_many(np.nan_to_num(z[sample[: self.hst_sample]]))
+        hourly = np.flatnonzero(scale == "1h")
+        if hourly.size:
+            hours = keep["hour"].to_numpy()[hourly].astype(np.int64)
+            self.hours_.learn_many(idx[hourly], hours)
+            self.peer_hours_.learn_many(gidx[hourly], hours)
+
+    @staticmethod
+    def _row_keys(frame: pl.DataFrame) -> list[str]:
+        return (
+            frame.select(
+                pl.concat_str(pl.col("user"), pl.col("scale"), pl.col("window_end").cast(pl.String))
+            )
+            .to_series()
+            .to_list()
+        )
+
+    def _learn_peers(self, scale: str, rows: pl.DataFrame, gidx: np.ndarray, X: np.ndarray) -> None:
+        """Each group learns up to ``peer_sample`` of its members' windows."""
+        order = np.argsort(_stable_rank(self._row_keys(rows)), kind="stable")
+        g = gidx[order]
+        rank = np.empty_like(order)
+        # rank of each row within its group, in the pseudo-random order
+        sort = np.argsort(g, kind="stable")
+        gs = g[sort]
+        starts = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
+        sizes = np.diff(np.r_[starts, gs.size])
+        rank[sort] = np.arange(gs.size) - np.repeat(starts, sizes)
+        chosen = np.sort(order[rank < self.peer_sample])
+        for r in distinct_rounds(gidx[chosen]):
+            self.peers_[scale].learn_many(gidx[chosen][r], X[chosen][r])
+
+    def users(self) -> int:
+        """Users tracked."""
+        return len(getattr(self, "users_", ()))
+
+    def nbytes(self) -> Mapping[str, int]:
+        """Bytes of model state by part (per-user arrays and shared models)."""
+        self._init()
+        per_user = sum(b.nbytes for b in self.baselines_.values())
+        per_user += self.hours_.nbytes + self.cusum_.nbytes + self.user_group_.nbytes
+        shared = sum(b.nbytes for b in self.peers_.values()) + self.peer_hours_.nbytes
+        return {"per_user": per_user, "shared": shared}
