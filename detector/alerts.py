@@ -11,8 +11,8 @@ latest, ``severity`` and ``score`` the highest, ``reasons`` those of the highest
 match first (deduplicated, at most :data:`MAX_REASONS`), ``evidence`` the statements with
 the most rows (deduplicated by time and statement, at most :data:`MAX_EVIDENCE`), tables,
 client IPs, rule ids and ATT&CK techniques merged; ``triage`` is that of the rule of the
-highest-scoring match. ``revision`` counts the :meth:`AlertBook.add_matches`
-calls that created or changed the alert.
+highest-scoring match. ``revision`` counts the distinct detection times that changed
+the alert (one per instant, however the input was batched).
 
 Output is JSON Lines (:func:`write_jsonl`), one object per alert, keys in the order of
 :meth:`Alert.to_json`; times are ISO-8601 with microseconds and offset. As a last line of
@@ -231,7 +231,9 @@ class AlertBook:
             current = None if newest is None else touched.get(newest, self._alerts.get(newest))
             if current is not None and match.start - current.end <= self.gap(match.kind):
                 updated = _merge(current, match)
-                if current.id not in touched:
+                # One revision per detection instant, so the count does not depend on
+                # how the input was batched.
+                if match.detected > current.updated_at:
                     updated = replace(updated, revision=current.revision + 1)
             else:
                 updated = _new(match)

@@ -197,11 +197,18 @@ def test_users_and_kinds_are_kept_apart() -> None:
     ]
 
 
-def test_matches_of_one_call_count_as_one_revision() -> None:
-    book = AlertBook()
-    book.add_matches(frame(match()), RULES)
-    (alert,) = book.add_matches(frame(match(start=5), match(start=10), match(start=15)), RULES)
-    assert alert.revision == 2
+def test_revisions_count_detection_instants_whatever_the_batching() -> None:
+    later = [match(start=5), match(start=10), match(start=10, rule_id="EXF-004", minutes=5)]
+    together = AlertBook()
+    together.add_matches(frame(match()), RULES)
+    (one_call,) = together.add_matches(frame(*later), RULES)
+    apart = AlertBook()
+    apart.add_matches(frame(match()), RULES)
+    for row in later:
+        apart.add_matches(frame(row), RULES)
+    (many_calls,) = apart.alerts()
+    assert one_call.revision == many_calls.revision == 3  # first, +10 min, +15 min
+    assert one_call == many_calls
 
 
 def test_returned_and_listed_orders() -> None:
