@@ -1,10 +1,13 @@
-"""Alerts: related threat-rule matches grouped into one alert per (user, kind), updated.
+"""Alerts: related threat-rule matches grouped into one alert per burst of a user's activity.
 
 A burst of activity fires several rules over several windows (a dump trips the 5-minute
-and the hour rule, then again five minutes later); the analyst wants one alert that
-grows, not a page of them. :class:`AlertBook` keeps the alerts: a match for the same
-(user, kind) whose window starts within the kind's *group gap* of the newest alert's end
-updates that alert, anything else opens a new one.
+and the hour rule, then again five minutes later; a stolen login at night trips the
+unusual-hour rule and the bulk-read rule); the analyst wants one alert that grows, not a
+page of them. :class:`AlertBook` keeps the alerts: a match whose activity starts within
+the *group gap* of the end of the user's newest alert updates that alert (the gap of the
+match's kind when the alert already has that kind, e.g. days for ``low_and_slow``),
+anything else opens a new one. ``kind`` is the kind of the highest-scoring match and
+``kinds`` every kind the alert gathered.
 
 Updating an alert takes the union of what the matches saw: ``end`` and ``updated_at`` the
 latest, ``severity`` and ``score`` the highest, ``reasons`` those of the highest-scoring
@@ -113,6 +116,7 @@ class Alert:
     attack: tuple[str, ...]
     triage: str
     role: str
+    kinds: tuple[str, ...] = ()
     status: str = "open"
 
     def to_json(self) -> dict[str, Any]:
@@ -137,6 +141,7 @@ class Alert:
             "tables": list(self.tables),
             "client_ips": list(self.client_ips),
             "rule_ids": list(self.rule_ids),
+            "kinds": list(self.kinds or (self.kind,)),
             "attack": list(self.attack),
             "triage": self.triage,
             "role": self.role,
@@ -167,8 +172,8 @@ class AlertBook:
     Parameters
     ----------
     group_gap
-        A match joins the newest alert of its (user, kind) when its window starts at most
-        this long after the alert's end.
+        A match joins the user's newest alert when its activity starts at most this long
+        after the alert's end.
     kind_gaps
         Per-kind overrides of ``group_gap`` (default: 3 days for ``low_and_slow``).
 
@@ -199,7 +204,7 @@ class AlertBook:
         self.group_gap = group_gap
         self.kind_gaps = dict(DEFAULT_KIND_GAPS if kind_gaps is None else kind_gaps)
         self._alerts: dict[str, Alert] = {}
-        self._newest: dict[tuple[str, str], str] = {}
+        self._newest: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self._alerts)
@@ -226,10 +231,11 @@ class AlertBook:
             raise AlertError(f"matches lack columns: {', '.join(missing)}")
         touched: dict[str, Alert] = {}
         for match in _matches(matches, rules):
-            key = (match.user, match.kind)
-            newest = self._newest.get(key)
+            newest = self._newest.get(match.user)
             current = None if newest is None else touched.get(newest, self._alerts.get(newest))
-            if current is not None and match.start - current.end <= self.gap(match.kind):
+            same_kind = current is not None and match.kind in current.kinds
+            gap = self.gap(match.kind) if same_kind else self.group_gap
+            if current is not None and match.start - current.end <= gap:
                 updated = _merge(current, match)
                 # One revision per detection instant, so the count does not depend on
                 # how the input was batched.
@@ -238,7 +244,7 @@ class AlertBook:
             else:
                 updated = _new(match)
             touched[updated.id] = updated
-            self._newest[key] = updated.id
+            self._newest[match.user] = updated.id
         self._alerts.update(touched)
         return sorted(touched.values(), key=lambda a: (a.updated_at, a.user, a.kind, a.id))
 
@@ -324,6 +330,7 @@ def _new(m: _Match) -> Alert:
         attack=tuple(sorted({a.technique for a in m.rule.attack})),
         triage=m.rule.triage,
         role=m.role,
+        kinds=(m.kind,),
     )
 
 
@@ -332,6 +339,8 @@ def _merge(a: Alert, m: _Match) -> Alert:
     reasons = m.reasons + a.reasons if m.score > a.score else a.reasons + m.reasons
     return replace(
         a,
+        kind=m.kind if m.score > a.score else a.kind,
+        kinds=tuple(sorted({*a.kinds, m.kind})),
         severity=max(a.severity, m.severity, key=SEVERITIES.index),
         score=max(a.score, m.score),
         start=min(a.start, m.start),

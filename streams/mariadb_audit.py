@@ -308,7 +308,8 @@ class MariaDBAuditParser:
             pl.when(is_q).then("statement").when(pl.col("obj") != "").then("obj")
             .alias("statement"),
             pl.when(is_q).then(pl.lit("not_logged")).alias("rows_status"),
-            pl.when(ret != "").then(ret).alias("error_code"),
+            # retcode 0 is success: null, as for PostgreSQL statements that succeeded
+            pl.when((ret != "") & (ret != "0")).then(ret).alias("error_code"),
             pl.format("{}:{}", pl.lit(source), "line").alias("raw_ref"),
         ))  # fmt: skip
 

@@ -55,7 +55,8 @@ rows_status
     MariaDB, pgaudit without ``log_rows``) or ``unknown`` (pgaudit logged 0 where the
     real count is unknown: ``COPY table TO``, cursor ``FETCH``; the catalog sizes it).
 error_code
-    SQLSTATE (PostgreSQL) or return code (MariaDB) when the source has it.
+    SQLSTATE (PostgreSQL) or return code (MariaDB) of a statement or login that failed;
+    null when it succeeded (MariaDB's retcode 0).
 raw_ref
     ``path:line`` of the first physical line the event came from.
 """

@@ -187,13 +187,18 @@ def test_low_and_slow_groups_over_days() -> None:
     assert len(custom) == 2
 
 
-def test_users_and_kinds_are_kept_apart() -> None:
-    rows = [match(), match(user="x01"), match("EXF-005", minutes=60)]
+def test_users_are_kept_apart_and_one_burst_of_a_user_is_one_alert() -> None:
+    rows = [
+        match(),
+        match(user="x01"),
+        match("EXF-005", minutes=60, raw_score=9.0),  # same burst, another kind
+        match("EXF-005", start=600, minutes=60),  # hours later: a new alert
+    ]
     created = AlertBook().add_matches(frame(*rows), RULES)
-    assert sorted((a.user, a.kind) for a in created) == [
-        ("d07", "enumeration"),
-        ("d07", "paginated_dump"),
-        ("x01", "paginated_dump"),
+    assert sorted((a.user, a.kind, a.kinds) for a in created) == [
+        ("d07", "enumeration", ("enumeration",)),
+        ("d07", "enumeration", ("enumeration", "paginated_dump")),  # highest score names it
+        ("x01", "paginated_dump", ("paginated_dump",)),
     ]
 
 
@@ -215,15 +220,15 @@ def test_returned_and_listed_orders() -> None:
     rows = [
         match(user="b", start=30),
         match(user="a", start=30),
-        match("EXF-005", user="a", start=0, minutes=60),
+        match("EXF-005", user="a", start=-300, minutes=60),
         match(user="c", start=0),
     ]
     returned = AlertBook().add_matches(frame(*rows), RULES)
     assert [(a.user, a.kind) for a in returned] == [
+        ("a", "enumeration"),  # detected 06:00
         ("c", "paginated_dump"),  # detected 10:05
         ("a", "paginated_dump"),  # detected 10:35
         ("b", "paginated_dump"),
-        ("a", "enumeration"),  # detected 11:00
     ]
     book = AlertBook()
     book.add_matches(frame(*rows), RULES)
@@ -279,6 +284,7 @@ def test_json_fields_in_order_with_offsets() -> None:
         "tables",
         "client_ips",
         "rule_ids",
+        "kinds",
         "attack",
         "triage",
         "role",
