@@ -35,11 +35,14 @@ from models.cusum import Cusum
 from models.entity_index import distinct_rounds
 from models.hour_profile import HourProfile
 from models.multivariate import HalfSpaceScorer
+from models.peer_clusters import PeerClusters
 
 #: Which baseline scores each scale.
 BASELINE_OF: Final = {"statement": "1d", "5m": "5m", "1h": "1h", "1d": "1d"}
-#: Peer group of users whose role is not configured.
+#: Peer group of users whose role is not configured, until they are clustered.
 DEFAULT_GROUP: Final = "*"
+#: Days of history a user without a role needs before joining a learned peer group.
+CLUSTER_AFTER_DAYS: Final = 3
 _SENSITIVE: Final = WINDOW_FEATURES.index("sensitive_rows")
 
 
@@ -74,8 +77,12 @@ class Scorer:
     cusum_gate
         Once the multi-day excess reaches this, the day does not teach the baselines:
         a slow trickle must not become the new normal while it is being measured.
+    peer_clusters
+        Learned peer groups (scikit-learn mini-batch k-means over users' daily
+        baselines) for users whose role the config does not give; they are judged against
+        everyone until they have :data:`CLUSTER_AFTER_DAYS` days of history.
     seed
-        Seed of the multivariate model.
+        Seed of the multivariate model and the clustering.
     """
 
     def __init__(
@@ -87,6 +94,7 @@ class Scorer:
         cusum_allowance: float = 1.0,
         cusum_clip: float = 3.0,
         cusum_gate: float = 1.0,
+        peer_clusters: int = 8,
         seed: int = 42,
     ) -> None:
         self.service_roles = service_roles
@@ -96,6 +104,7 @@ class Scorer:
         self.cusum_allowance = cusum_allowance
         self.cusum_clip = cusum_clip
         self.cusum_gate = cusum_gate
+        self.peer_clusters = peer_clusters
         self.seed = seed
 
     def _init(self) -> None:
@@ -117,6 +126,8 @@ class Scorer:
         self.hst_ = {
             s: HalfSpaceScorer(WINDOW_FEATURES, seed=self.seed) for s in ("5m", "1h", "1d")
         }
+        self.clusters_ = PeerClusters(self.peer_clusters, seed=self.seed)
+        self.unroled_ = np.empty(0, dtype=bool)
 
     def index(self, users: pl.Series, roles: pl.Series) -> tuple[np.ndarray, np.ndarray]:
         """User and peer-group indices of each row (new users and roles get new ones)."""
@@ -133,8 +144,11 @@ class Scorer:
                 grown[: self.user_group_.size] = self.user_group_
                 until = np.full(size, -np.inf)
                 until[: self.alerted_until_.size] = self.alerted_until_
-                self.user_group_, self.alerted_until_ = grown, until
+                unroled = np.zeros(size, dtype=bool)
+                unroled[: self.unroled_.size] = self.unroled_
+                self.user_group_, self.alerted_until_, self.unroled_ = grown, until, unroled
             self.user_group_[self.users_[user]] = group
+            self.unroled_[self.users_[user]] = not role
         idx = users.replace_strict(self.users_, return_dtype=pl.Int64).to_numpy()
         return idx, self.user_group_[idx].astype(np.int64)
 
@@ -266,11 +280,37 @@ class Scorer:
             z = keep[rows].select([f"z_{f}" for f in WINDOW_FEATURES]).to_numpy()
             sample = np.argsort(_stable_rank(self._row_keys(keep[rows])), kind="stable")
             self.hst_[s].learn_many(np.nan_to_num(z[sample[: self.hst_sample]]))
+        if (scale == "1d").any():
+            self._regroup()
         hourly = np.flatnonzero(scale == "1h")
         if hourly.size:
             hours = keep["hour"].to_numpy()[hourly].astype(np.int64)
             self.hours_.learn_many(idx[hourly], hours)
             self.peer_hours_.learn_many(gidx[hourly], hours)
+
+    def _regroup(self) -> None:
+        """Learned peer groups for users without a role, once they have a few days."""
+        days = self.baselines_["1d"]
+        n = len(self.users_)
+        counts = np.zeros(n, dtype=np.int64)
+        if getattr(days, "count_", None) is not None:
+            k = min(n, days.count_.size)
+            counts[:k] = days.count_[:k]
+        ready = np.flatnonzero(self.unroled_[:n] & (counts >= CLUSTER_AFTER_DAYS))
+        if not ready.size:
+            return
+        profiles = days.stats_many(ready).center.astype(np.float64)
+        self.clusters_.learn_many(profiles)
+        assigned = self.clusters_.assign_many(profiles)
+        for cluster in np.unique(assigned[assigned >= 0]):
+            group = self.groups_.setdefault(f"~cluster-{cluster}", len(self.groups_))
+            self.user_group_[ready[assigned == cluster]] = group
+
+    def peer_group(self, user: str) -> str:
+        """The peer group ``user`` is judged against (a role, a learned cluster, or ``*``)."""
+        self._init()
+        names = {v: k for k, v in self.groups_.items()}
+        return names[int(self.user_group_[self.users_[user]])]
 
     @staticmethod
     def _row_keys(frame: pl.DataFrame) -> list[str]:

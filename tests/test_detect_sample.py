@@ -209,3 +209,22 @@ def test_demo_command_writes_alerts(tmp_path: Path) -> None:
         "sensitive_pivot",
         "service_account_misuse",
     }
+
+
+def test_users_without_a_role_get_learned_peer_groups(tmp_path: Path) -> None:
+    """No [peers] in the config: after a few days users are clustered by their habits
+    (scikit-learn k-means over daily baselines); the analysts end up together, apart from
+    the desk officers."""
+    config_file = tmp_path / "config.toml"
+    catalog = SAMPLE.parent / "catalog.toml"
+    config_file.write_text(f'[catalog]\npath = "{catalog}"\n', encoding="utf-8")
+    config = load_config(config_file)
+    pipeline = Pipeline(config, config.load_catalog(), load_rules())
+    for batch in iter_file_batches([SAMPLE], config.source_options()):
+        pipeline.process(batch.result.events)
+    pipeline.finish()
+    scorer = pipeline.state.scorer
+    analysts = {scorer.peer_group(f"analyst0{k}") for k in (1, 2, 3)}
+    officers = {scorer.peer_group(f"officer{k:02d}") for k in range(1, 11)}
+    assert len(analysts) == 1 and analysts.isdisjoint(officers)
+    assert "*" not in analysts | officers
