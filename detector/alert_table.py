@@ -25,6 +25,7 @@ def format_alert_table(alerts: Sequence[Alert], *, reason_width: int = 70) -> st
 
     The top reason is the alert's first (that of its highest-scoring match), cut to
     ``reason_width`` characters and scrubbed of long digit runs like the JSON output.
+    Alerts an analyst closed show their status next to the severity.
 
     Examples
     --------
@@ -45,7 +46,7 @@ def format_alert_table(alerts: Sequence[Alert], *, reason_width: int = 70) -> st
     rows = [
         (
             a.id,
-            a.severity,
+            a.severity if a.status == "open" else f"{a.severity} ({a.status})",
             a.kind,
             a.user,
             _when(a.start),

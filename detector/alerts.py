@@ -209,6 +209,14 @@ class AlertBook:
     def __len__(self) -> int:
         return len(self._alerts)
 
+    def get(self, alert_id: str) -> Alert:
+        """The alert with this id, at its latest revision."""
+        return self._alerts[alert_id]
+
+    def mark(self, alert_id: str, status: str) -> None:
+        """Set an alert's status (e.g. ``false_positive`` from analyst feedback)."""
+        self._alerts[alert_id] = replace(self._alerts[alert_id], status=status)
+
     def gap(self, kind: str) -> timedelta:
         """How far after an alert's end a match of ``kind`` may start and still join it."""
         return self.kind_gaps.get(kind, self.group_gap)

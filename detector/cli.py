@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--alerts-per-day", type=float, default=None, help="alert budget per window scale"
     )
+    r.add_argument(
+        "--feedback",
+        type=Path,
+        default=None,
+        help="analyst verdicts (TOML: expected jobs, false positives) honoured by this run",
+    )
     r.add_argument("--dead-letter", type=Path, default=None, help="JSON Lines of rejected lines")
     r.add_argument("--quiet", action="store_true", help="no progress line")
 
@@ -134,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "catalog": args.catalog,
                 "state": args.state,
                 "alerts_per_day": args.alerts_per_day,
+                "feedback": args.feedback,
             }
             config = load_config(args.config, flags)
             return run_replay(

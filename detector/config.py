@@ -16,6 +16,7 @@ Environment variables
                             distinct-person counts are exact but hashes differ per run
 ``EXFIL_ALERTS_PER_DAY``    alert budget: expected alerts per day per window scale
 ``EXFIL_STATE``             state file (``--state``)
+``EXFIL_FEEDBACK``          analyst feedback file (``--feedback``, see detector/feedback.py)
 
 Config file (TOML)
 ------------------
@@ -37,6 +38,7 @@ Config file (TOML)
     learning_hours = 24.0     # no alerts in the first hours of event time (models learn)
     lateness_seconds = 60.0   # how late an event may arrive and still count in its window
     statement_min_rows = 100  # statements judged on their own from this many sensitive rows
+    feedback = "feedback.toml"  # analyst verdicts: expected jobs, false positives
 
     [peers]
     # Roles whose accounts are service/batch accounts (schedules and hosts are strict).
@@ -63,6 +65,7 @@ from streams.exceptions import ExfilDetectorError
 from streams.file_source import SourceOptions
 
 if TYPE_CHECKING:
+    from detector.feedback import Feedback
     from features.catalog import Catalog
 
 ENV_VARS: Mapping[str, str] = {
@@ -74,6 +77,7 @@ ENV_VARS: Mapping[str, str] = {
     "EXFIL_ID_HASH_KEY_FILE": "id_hash_key_file",
     "EXFIL_ALERTS_PER_DAY": "alerts_per_day",
     "EXFIL_STATE": "state",
+    "EXFIL_FEEDBACK": "feedback",
 }
 
 _DETECTION_KEYS: Mapping[str, type] = {
@@ -106,6 +110,7 @@ class Config:
     roles: tuple[tuple[str, str], ...] = ()
     service_roles: frozenset[str] = frozenset()
     state: Path | None = None
+    feedback: Path | None = None
 
     def role_of(self, user: str) -> str:
         """The configured role (peer group) of ``user``; ``""`` when none matches.
@@ -140,6 +145,12 @@ class Config:
 
         return Catalog() if self.catalog is None else Catalog.load(self.catalog)
 
+    def load_feedback(self) -> Feedback:
+        """The analyst verdicts (none when no feedback file is configured)."""
+        from detector.feedback import Feedback
+
+        return Feedback() if self.feedback is None else Feedback.load(self.feedback)
+
     def source_options(self) -> SourceOptions:
         return SourceOptions(
             format=self.format,
@@ -171,6 +182,8 @@ def _from_file(path: Path) -> dict[str, Any]:
     if "path" in data.get("catalog", {}):
         values["catalog"] = (path.parent / data["catalog"]["path"]).resolve()
     detection = dict(data.get("detection", {}))
+    if "feedback" in detection:
+        values["feedback"] = (path.parent / str(detection.pop("feedback"))).resolve()
     bad = set(detection) - set(_DETECTION_KEYS)
     if bad:
         raise ConfigError(f"config file {path}: unknown key(s) in [detection]: {sorted(bad)}")
@@ -209,7 +222,7 @@ def load_config(
             values[name] = environ[var]
     values.update({k: v for k, v in (flags or {}).items() if v is not None})
     names = {f.name for f in fields(Config)}
-    for name in ("catalog", "id_hash_key_file", "state"):
+    for name in ("catalog", "id_hash_key_file", "state", "feedback"):
         if values.get(name) is not None:
             values[name] = Path(values[name])
     for name, kind in _DETECTION_KEYS.items():

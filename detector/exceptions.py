@@ -17,3 +17,7 @@ class ThreatRuleError(DetectorError):
 
 class AlertError(DetectorError):
     """Matches handed to the alert book are malformed, or the alerts file cannot be written."""
+
+
+class FeedbackError(DetectorError):
+    """An analyst feedback file is invalid."""

@@ -92,6 +92,7 @@ class Pipeline:
         self.catalog = catalog
         self.rules = tuple(rules)
         self.rules_by_id: Mapping[str, ThreatRule] = {r.id: r for r in self.rules}
+        self.feedback = config.load_feedback()
         if state is None:
             state = DetectorState(
                 id_key=config.id_hash_key(),
@@ -181,19 +182,38 @@ class Pipeline:
         alerts: list[Alert] = []
         matches = match_rules(self.rules, scored)
         if matches.height:
+            st.count("matches", matches.height)
+            # an analyst's "expected job": no alert, and the window teaches the baseline
+            expected = self.feedback.expected_mask(matches)
+            st.count("expected_job_matches", int(expected.sum()))
+            matches = matches.filter(~expected)
             thresholds = {s: b.threshold() for s, b in st.budgets.items()}
             learning_until = st.started + dt.timedelta(hours=self.config.learning_hours)  # type: ignore[operator]
             passed = matches.filter(
                 (pl.col("raw_score") >= pl.col("scale").replace_strict(thresholds))
                 & (pl.col("window_end") >= learning_until)
             )
-            st.count("matches", matches.height)
             if passed.height:
-                alerted[passed["_item"].to_numpy()] = True
                 alerts = st.book.add_matches(passed.drop("_item"), self.rules_by_id)
+                passed = self._drop_dismissed(passed, alerts)
+                alerts = [st.book.get(a.id) for a in alerts]
+                alerted[passed["_item"].to_numpy()] = True
                 st.scorer.note_alerts(passed["user"], passed["role"], passed["last_time"])
         st.to_learn.append(scored.drop("_item").with_columns(_alerted=pl.Series(alerted)))
         return alerts
+
+    def _drop_dismissed(self, passed: pl.DataFrame, alerts: list[Alert]) -> pl.DataFrame:
+        """Mark alerts an analyst closed as false positives; their matches are not
+        alerts, so their windows teach the baselines."""
+        dismissed = [a for a in alerts if a.id in self.feedback.dismissed]
+        for alert in dismissed:
+            self.state.book.mark(alert.id, "false_positive")
+            passed = passed.filter(
+                (pl.col("user") != alert.user)
+                | (pl.col("last_time") < alert.start)
+                | (pl.col("first_time") > alert.end)
+            )
+        return passed
 
     def _learn(self) -> None:
         st = self.state

@@ -185,7 +185,8 @@ class Scorer:
         z = np.where(referenced[:, None], np.clip(z, -20.0, 50.0), 0.0)
         day = np.flatnonzero(items["scale"].to_numpy() == "1d")
         if day.size:
-            excess = self._daily_excess(items[day], idx[day], z[day, _SENSITIVE])
+            days = items[day].with_columns(history=pl.Series(history[day]))
+            excess = self._daily_excess(days, idx[day], z[day, _SENSITIVE])
             cusum[day] = self.cusum_.score_many(idx[day], excess)[:, 0]
         hours = items["hour"].to_numpy().astype(np.int64)
         surprise = self.hours_.surprise_many(idx, hours, prior_idx=gidx, prior=self.peer_hours_)
@@ -233,6 +234,11 @@ class Scorer:
         measured on what no alert explained)."""
         step = np.minimum(np.nan_to_num(z), self.cusum_clip)
         step[self._covered(days, idx)] = self.cusum_allowance
+        # Drift is measured from an established normal: the user's own (a few days), or
+        # a configured role's from day one. Against "everyone" it would only measure
+        # how unlike the others a new account is.
+        own = days["history"].to_numpy() >= CLUSTER_AFTER_DAYS
+        step[~own & self.unroled_[idx]] = self.cusum_allowance
         return step.reshape(-1, 1)
 
     def note_alerts(self, users: pl.Series, roles: pl.Series, until: pl.Series) -> None:
