@@ -91,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--alerts-per-day", type=float, default=None, help="alert budget per window scale"
     )
     r.add_argument(
+        "--history",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="past audit log to learn from first, without alerting (repeatable)",
+    )
+    r.add_argument(
         "--feedback",
         type=Path,
         default=None,
@@ -149,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 alerts_out=args.alerts_out,
                 dead_letter=args.dead_letter,
                 progress=None if args.quiet else sys.stderr,
+                history=args.history,
             )
         if args.command == "demo":
             from detector.replay_command import run_replay

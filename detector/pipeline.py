@@ -93,6 +93,9 @@ class Pipeline:
         self.rules = tuple(rules)
         self.rules_by_id: Mapping[str, ThreatRule] = {r.id: r for r in self.rules}
         self.feedback = config.load_feedback()
+        #: Nothing decided up to this event time alerts (a warm start on history files):
+        #: those windows only teach the models.
+        self.quiet_until: dt.datetime | None = None
         if state is None:
             state = DetectorState(
                 id_key=config.id_hash_key(),
@@ -189,9 +192,11 @@ class Pipeline:
             matches = matches.filter(~expected)
             thresholds = {s: b.threshold() for s, b in st.budgets.items()}
             learning_until = st.started + dt.timedelta(hours=self.config.learning_hours)  # type: ignore[operator]
+            if self.quiet_until is not None:
+                learning_until = max(learning_until, self.quiet_until)
             passed = matches.filter(
                 (pl.col("raw_score") >= pl.col("scale").replace_strict(thresholds))
-                & (pl.col("window_end") >= learning_until)
+                & (pl.col("window_end") > learning_until)
             )
             if passed.height:
                 alerts = st.book.add_matches(passed.drop("_item"), self.rules_by_id)

@@ -90,27 +90,36 @@ def replay_files(
     state_path: Path | None = None,
     dead_letter: Path | None = None,
     progress: TextIO | None = sys.stderr,
+    history: Sequence[Path] = (),
 ) -> ReplaySummary:
-    """Replay ``paths`` through the pipeline; return the summary with the final alerts."""
+    """Replay ``paths`` through the pipeline; return the summary with the final alerts.
+
+    ``history`` files are replayed first with alerting off: the models learn from them
+    (a warm start from past logs) and the alerts begin with ``paths``.
+    """
     started = time.perf_counter()
     summary = ReplaySummary()
     pipeline = load_pipeline(config, state_path)
     writer = DeadLetterWriter(dead_letter)
     try:
-        for batch in iter_file_batches(paths, config.source_options()):
-            result = batch.result
-            summary.lines += result.lines
-            summary.events += result.events.height
-            writer.write(result.rejects)
-            pipeline.process(result.events)
-            if progress is not None:
-                elapsed = time.perf_counter() - started
-                print(
-                    f"\r{summary.lines:,} lines, {len(pipeline.alerts())} alerts, {elapsed:.1f} s",
-                    end="",
-                    file=progress,
-                    flush=True,
-                )
+        for files in (history, paths):
+            if files is paths and history:
+                pipeline.quiet_until = pipeline.state.windows.max_time_
+            for batch in iter_file_batches(files, config.source_options()):
+                result = batch.result
+                summary.lines += result.lines
+                summary.events += result.events.height
+                writer.write(result.rejects)
+                pipeline.process(result.events)
+                if progress is not None:
+                    elapsed = time.perf_counter() - started
+                    print(
+                        f"\r{summary.lines:,} lines, {len(pipeline.alerts())} alerts, "
+                        f"{elapsed:.1f} s",
+                        end="",
+                        file=progress,
+                        flush=True,
+                    )
         if state_path is None:
             pipeline.finish()
         else:
@@ -135,12 +144,13 @@ def run_replay(
     dead_letter: Path | None = None,
     stream: TextIO = sys.stdout,
     progress: TextIO | None = sys.stderr,
+    history: Sequence[Path] = (),
 ) -> int:
     dlq = dead_letter if dead_letter is not None else alerts_out.with_suffix(".deadletter.jsonl")
     if dlq.exists():
         dlq.unlink()
     summary = replay_files(
-        paths, config, state_path=config.state, dead_letter=dlq, progress=progress
+        paths, config, state_path=config.state, dead_letter=dlq, progress=progress, history=history
     )
     alerts_out.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(summary.alerts, alerts_out)

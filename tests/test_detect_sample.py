@@ -228,3 +228,15 @@ def test_users_without_a_role_get_learned_peer_groups(tmp_path: Path) -> None:
     officers = {scorer.peer_group(f"officer{k:02d}") for k in range(1, 11)}
     assert len(analysts) == 1 and analysts.isdisjoint(officers)
     assert "*" not in analysts | officers
+
+
+def test_warm_start_on_history_alerts_only_on_the_new_log(tmp_path: Path) -> None:
+    """``--history``: past logs teach the models without alerting; the alerts of the new
+    log are those one pass over everything raises after the cut."""
+    config = _config(tmp_path)
+    whole = replay_files([SAMPLE], config, progress=None).alerts
+    past, new = _split(tmp_path, "2024-03-06 00:00:00")
+    warm = replay_files([new], config, history=[past], progress=None).alerts
+    cut = _t("2024-03-06T00:00:00+00:00")
+    assert warm and all(a.detected_at > cut for a in warm)
+    assert _as_json(warm) == _as_json([a for a in whole if a.detected_at > cut])
