@@ -105,6 +105,11 @@ and schedule; `labels.json` the labels (ISO-8601 UTC, `negative: true` for hard 
 in {run["sessions"]:,} sessions. The server wrote the same events as stderr and jsonlog too;
 `python -m detector.simulation --out DIR` keeps all three.
 
+`config.toml` and `catalog.toml` (kept by hand, not regenerated) are what
+`exfil-detector demo` replays the log with: the users' roles (peer groups; `etl` and
+`backup` are service accounts) and the sensitivity catalog of the three tables, with row
+counts that size pg_dump's `COPY table TO` reads the log counts as 0.
+
 ## Injected threats
 
 `statements` are the scenario's planned statements, all found in the log for that user
