@@ -179,7 +179,8 @@ class AlertBook:
 
     Examples
     --------
-    >>> from detector.threat_rules import load_rules, match_rules, window_frame
+    >>> from detector.threat_match import match_rules
+    >>> from detector.threat_rules import load_rules, window_frame
     >>> rules = load_rules()
     >>> row = {"user": "d07", "scale": "statement", "max_statement_rows": 5000.0,
     ...        "z_max_statement_rows": 8.0, "raw_score": 9.5}
@@ -226,7 +227,7 @@ class AlertBook:
         return sorted(self._alerts.values(), key=lambda a: (a.start, a.user, a.kind, a.id))
 
     def add_matches(self, matches: pl.DataFrame, rules: Mapping[str, ThreatRule]) -> list[Alert]:
-        """Fold matches (:func:`~detector.threat_rules.match_rules` rows) into the alerts.
+        """Fold matches (:func:`~detector.threat_match.match_rules` rows) into the alerts.
 
         The score is the ``score`` column when present, else ``raw_score``; the detection
         time is ``detected_at`` when present, else ``window_end``. Returns the alerts

@@ -33,7 +33,8 @@ import polars as pl
 from detector.alerts import Alert, AlertBook
 from detector.config import Config
 from detector.scoring import Scorer
-from detector.threat_rules import ThreatRule, match_rules
+from detector.threat_match import match_rules
+from detector.threat_rules import ThreatRule
 from features.access import event_features
 from features.catalog import Catalog
 from features.enrich import enrich

@@ -66,11 +66,9 @@ so an unknown field or a bad format spec fails there, naming the rule.
 from __future__ import annotations
 
 import re
-import string
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -79,53 +77,35 @@ from typing import Any, Final, Literal
 import polars as pl
 
 from detector.exceptions import ThreatRuleError
+from detector.reason_templates import FORMATTER, Value, check_template, template_fields
+from detector.window_columns import (
+    DEFAULT_ESTIMATED_NOTE,
+    KINDS,
+    MODEL_FEATURES,
+    SCALE_NAMES,
+    SCALES,
+    SEVERITIES,
+    WINDOW_COLUMNS,
+    ColumnKind,
+    dummy_row,
+    window_frame,
+)
 
-# fmt: off
-KINDS: Final = (
-    "smash_and_grab", "paginated_dump", "enumeration", "low_and_slow", "compromised_account",
-    "sensitive_pivot", "service_account_misuse",
-)
-# fmt: on
-SCALES: Final = ("statement", "5m", "1h", "1d")
-SCALE_NAMES: Final = {"statement": "statement", "5m": "5 minutes", "1h": "hour", "1d": "day"}
-#: Severities, least to most severe.
-SEVERITIES: Final = ("low", "medium", "high", "critical")
-DEFAULT_ESTIMATED_NOTE: Final = (
-    "row counts are estimated from the catalog and statement shape; the source did not log them"
-)
+__all__ = [
+    "DEFAULT_ESTIMATED_NOTE",
+    "KINDS",
+    "MODEL_FEATURES",
+    "SCALES",
+    "SCALE_NAMES",
+    "SEVERITIES",
+    "WINDOW_COLUMNS",
+    "ColumnKind",
+    "ThreatRule",
+    "dummy_row",
+    "load_rules",
+    "window_frame",
+]
 
-ColumnKind = Literal["numeric", "boolean", "string", "list", "time", "evidence"]
-
-#: The model features of the window frame (spec-detection.md), in order.
-# fmt: off
-MODEL_FEATURES: Final = (
-    "statements", "rows_read", "sensitive_rows", "identifier_rows", "contact_rows", "subjects",
-    "templates", "tables", "exports", "pages", "lookups", "max_statement_rows",
-)
-_EXTRA_NUMERIC: Final = (
-    "export_rows", "estimated_rows", "new_tables", "new_templates", "new_ips", "history",
-    "hour_surprise", "cusum_sensitive_rows", "multivariate", "raw_score", "hour", "weekday",
-)
-# fmt: on
-#: Every window-frame column a rule may name, with its kind (mirrors spec-detection.md).
-#: ``time`` and ``evidence`` columns can appear in reasons but not in conditions.
-WINDOW_COLUMNS: Final[dict[str, ColumnKind]] = {
-    "user": "string",
-    "role": "string",
-    "scale": "string",
-    "service": "boolean",
-    "window_start": "time",
-    "window_end": "time",
-    **dict.fromkeys(MODEL_FEATURES, "numeric"),
-    **{
-        f"{p}_{f}": "numeric"
-        for p in ("z", "typical", "peer_typical", "max")
-        for f in MODEL_FEATURES
-    },
-    **dict.fromkeys(_EXTRA_NUMERIC, "numeric"),
-    **dict.fromkeys(("new_classes", "client_ips", "table_names", "classes"), "list"),
-    "evidence": "evidence",
-}
 _OPS: Final[dict[str, tuple[str, ...]]] = {
     "numeric": (">=", ">", "<=", "<", "==", "!="),
     "boolean": ("==", "!="),
@@ -241,7 +221,7 @@ class ThreatRule:
         conds = list(self.when) + [c for _, cs in self.escalate for c in cs]
         names = {n for c in conds for n in _condition_columns(c)}
         for template in (*self.reasons, self.estimated_note):
-            names |= _template_fields(template)
+            names |= template_fields(template)
         return frozenset(names - {"scale_name"} | {"scale", "estimated_rows"})
 
     def render(self, row: Mapping[str, Any]) -> list[str]:
@@ -251,66 +231,18 @@ class ThreatRule:
         >>> rule.render(dummy_row())[0][:40]
         'read 12,346 sensitive rows of name, nati'
         """
-        values = {k: _Value(v) for k, v in row.items()}
-        values["scale_name"] = _Value(SCALE_NAMES.get(row.get("scale") or "", row.get("scale")))
-        out = [_FORMATTER.vformat(t, (), values) for t in self.reasons]
+        values = {k: Value(v) for k, v in row.items()}
+        values["scale_name"] = Value(SCALE_NAMES.get(row.get("scale") or "", row.get("scale")))
+        out = [FORMATTER.vformat(t, (), values) for t in self.reasons]
         if (row.get("estimated_rows") or 0) > 0:
-            out.append(_FORMATTER.vformat(self.estimated_note, (), values))
+            out.append(FORMATTER.vformat(self.estimated_note, (), values))
         return out
-
-
-class _Value:
-    """Formats one window value the way reasons want it (nulls, lists, booleans)."""
-
-    __slots__ = ("v",)
-
-    def __init__(self, v: Any) -> None:
-        self.v = v
-
-    def __format__(self, spec: str) -> str:
-        v = self.v
-        if v is None or (isinstance(v, float) and v != v):
-            return "n/a"
-        if isinstance(v, list | tuple):
-            return format(", ".join(str(x) for x in v) or "none", spec)
-        if isinstance(v, bool) and not spec:
-            return "yes" if v else "no"
-        if isinstance(v, datetime) and not spec:
-            return v.isoformat(sep=" ", timespec="seconds")
-        return format(v, spec)
-
-
-_FORMATTER: Final = string.Formatter()
-
-
-def _template_fields(template: str) -> set[str]:
-    return {f for _, f, _, _ in _FORMATTER.parse(template) if f is not None}
 
 
 def _condition_columns(cond: Cond) -> set[str]:
     if isinstance(cond, Condition):
         return {cond.column}
     return {n for c in cond.conditions for n in _condition_columns(c)}
-
-
-def dummy_row() -> dict[str, Any]:
-    """A window row with a plausible value in every column (validates templates).
-
-    >>> row = dummy_row()
-    >>> row["scale"], row["service"], row["classes"]
-    ('1h', False, ['name', 'national_id'])
-    """
-    t = datetime(2024, 3, 6, 10, tzinfo=UTC)
-    samples: dict[str, Any] = {
-        "numeric": 12345.6,
-        "boolean": False,
-        "string": "x",
-        "list": ["name", "national_id"],
-        "time": t,
-        "evidence": [{"time": t, "statement": "SELECT ?", "rows": 1, "tables": ["t"]}],
-    }
-    row = {name: samples[kind] for name, kind in WINDOW_COLUMNS.items()}
-    return row | {"user": "u01", "role": "desk", "scale": "1h", "history": 10}
 
 
 # -- loading ---------------------------------------------------------------------------
@@ -403,7 +335,7 @@ def parse_rule(data: Mapping[str, Any], *, source: str = "<rule>") -> ThreatRule
         *((f"reasons[{i}]", r) for i, r in enumerate(reasons)),
         ("estimated_note", note),
     ]:
-        _check_template(template, key, row, fail)
+        check_template(template, key, row, fail)
     return ThreatRule(
         rule_id, fields["name"], kind, scale, severity, fields["description"], fields["triage"],
         attack, when, escalate, reasons, note, source,
@@ -474,106 +406,3 @@ def _escalate(data: Any, base: str, fail: Any) -> tuple[tuple[str, tuple[Cond, .
     if unknown:
         raise fail(f"escalate.{unknown[0]}", f"not a severity ({', '.join(SEVERITIES)})")
     return tuple(out)
-
-
-def _check_template(template: Any, key: str, row: dict[str, Any], fail: Any) -> None:
-    if not isinstance(template, str) or not template.strip():
-        raise fail(key, "must be a non-empty string")
-    try:
-        parsed = list(_FORMATTER.parse(template))
-    except ValueError as exc:
-        raise fail(key, f"bad template: {exc}") from exc
-    for _, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if name != "scale_name" and name not in WINDOW_COLUMNS:
-            raise fail(key, f"unknown field {{{name}}}")
-        if conversion or "{" in (spec or ""):
-            raise fail(key, f"field {{{name}}}: conversions and nested specs are not supported")
-    values = {k: _Value(v) for k, v in row.items()} | {"scale_name": _Value("hour")}
-    try:
-        _FORMATTER.vformat(template, (), values)
-    except (ValueError, TypeError) as exc:
-        raise fail(key, f"does not render: {exc}") from exc
-
-
-# -- matching --------------------------------------------------------------------------
-
-
-def match_rules(rules: Sequence[ThreatRule], windows: pl.DataFrame) -> pl.DataFrame:
-    """One row per (window row, matching rule): the window's columns plus ``rule_id``,
-    ``kind``, ``severity`` (escalated) and ``reasons`` (List(String)), in window order.
-
-    >>> rules = load_rules()
-    >>> row = {"user": "u1", "scale": "statement", "max_statement_rows": 50_000.0,
-    ...        "z_max_statement_rows": 9.0, "typical_max_statement_rows": 20.0,
-    ...        "classes": ["national_id", "phone"], "table_names": ["public.citizens"]}
-    >>> hits = match_rules(rules, window_frame([row, {"user": "u2"}]))
-    >>> hits.select("user", "rule_id", "kind", "severity").rows()
-    [('u1', 'EXF-001', 'smash_and_grab', 'critical')]
-    >>> print(hits["reasons"][0][0])
-    read 50,000 sensitive rows of national_id, phone from public.citizens in one statement; \
-u1 typically reads 20 per statement (peers n/a), at most n/a before
-    """
-    needed = set().union(*(r.columns for r in rules)) if rules else set()
-    missing = sorted(needed - set(windows.columns))
-    if missing:
-        raise ThreatRuleError(f"window frame lacks columns the rules need: {', '.join(missing)}")
-    extra = {"rule_id": pl.String, "kind": pl.String, "severity": pl.String}
-    schema = windows.schema | extra | {"reasons": pl.List(pl.String)}
-    if not rules or windows.is_empty():
-        return pl.DataFrame(schema=schema)
-    masks = windows.select(
-        ((pl.col("scale") == r.scale) & r.condition_).alias(str(i)) for i, r in enumerate(rules)
-    )
-    indexed = windows.with_row_index("_row")
-    parts = []
-    for i, rule in enumerate(rules):
-        hit = indexed.filter(masks[str(i)])
-        if hit.is_empty():
-            continue
-        cols = sorted(rule.columns)
-        reasons = [rule.render(r) for r in hit.select(cols).iter_rows(named=True)]
-        labels = {"rule_id": pl.lit(rule.id), "kind": pl.lit(rule.kind), "_rule": pl.lit(i)}
-        reasons_col = pl.Series(reasons, dtype=pl.List(pl.String))
-        parts.append(hit.with_columns(severity=rule.severity_, reasons=reasons_col, **labels))
-    if not parts:
-        return pl.DataFrame(schema=schema)
-    out = pl.concat(parts).sort("_row", "_rule")
-    return out.select(*windows.columns, *extra, "reasons").cast(extra)
-
-
-_EVIDENCE: Final = pl.Struct(
-    {"time": pl.Datetime("us", "UTC"), "statement": pl.String, "rows": pl.Int64}
-    | {"tables": pl.List(pl.String)}
-)
-_DTYPES: Final[dict[str, pl.DataType]] = {
-    "numeric": pl.Float64(),
-    "boolean": pl.Boolean(),
-    "string": pl.String(),
-    "list": pl.List(pl.String),
-    "time": pl.Datetime("us", "UTC"),
-    "evidence": pl.List(_EVIDENCE),
-}
-_DEFAULTS: Final[dict[str, Any]] = {"numeric": 0.0, "boolean": False, "string": "", "list": []}
-
-
-def window_frame(rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
-    """A window frame with every :data:`WINDOW_COLUMNS` column, for tests and examples.
-
-    Missing numeric columns are 0 (``typical_``/``peer_typical_``/``max_``: null),
-    strings ``""``, lists empty, times 2024-03-06 10:00 UTC, ``history`` 10.
-
-    >>> frame = window_frame([{"user": "u1", "pages": 3}])
-    >>> frame.select("user", "pages", "max_statement_rows", "max_pages", "history").row(0)
-    ('u1', 3.0, 0.0, None, 10)
-    """
-    t = datetime(2024, 3, 6, 10, tzinfo=UTC)
-    schema = {k: _DTYPES[kind] for k, kind in WINDOW_COLUMNS.items()}
-    schema |= {"history": pl.Int64(), "hour": pl.Int8(), "weekday": pl.Int8()}
-    nullable = {f"{p}_{f}" for p in ("typical", "peer_typical", "max") for f in MODEL_FEATURES}
-    base = {
-        k: None if k in nullable else _DEFAULTS.get(kind, t if kind == "time" else [])
-        for k, kind in WINDOW_COLUMNS.items()
-    } | {"history": 10, "hour": 10, "weekday": 2, "scale": "1h"}
-    return pl.DataFrame([base | dict(r) for r in rows], schema=schema)

@@ -16,7 +16,8 @@ import pytest
 from detector.alert_table import format_alert_table
 from detector.alerts import Alert, AlertBook, alert_id, scrub, write_jsonl
 from detector.exceptions import AlertError, ThreatRuleError
-from detector.threat_rules import load_rules, match_rules, window_frame
+from detector.threat_match import match_rules
+from detector.threat_rules import load_rules, window_frame
 
 RULES = {r.id: r for r in load_rules()}
 KIND = {r.id: r.kind for r in RULES.values()}

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from detector.exceptions import ThreatRuleError
+from detector.threat_match import match_rules
 from detector.threat_rules import (
     KINDS,
     MODEL_FEATURES,
@@ -23,7 +24,6 @@ from detector.threat_rules import (
     dummy_row,
     load_rules,
     loads_rule,
-    match_rules,
     window_frame,
 )
 
