@@ -52,13 +52,15 @@ Config file (TOML)
 
 from __future__ import annotations
 
-import fnmatch
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import polars as pl
 
 from detector.exceptions import ConfigError
 from streams.exceptions import ExfilDetectorError
@@ -119,9 +121,24 @@ class Config:
         'desk_officer'
         """
         for pattern, role in self.roles:
-            if fnmatch.fnmatchcase(user, pattern):
+            if re.fullmatch(glob_regex(pattern), user):
                 return role
         return ""
+
+    def role_expr(self, user: str = "user") -> pl.Expr:
+        """:meth:`role_of` as a polars expression over a column of user names.
+
+        >>> c = Config(roles=(("officer*", "desk"), ("etl_?", "etl")))
+        >>> users = pl.DataFrame({"user": ["officer1", "etl_1", "x"]})
+        >>> users.select(c.role_expr())["role"].to_list()
+        ['desk', 'etl', '']
+        """
+        expr: Any = pl
+        for pattern, role in self.roles:
+            expr = expr.when(pl.col(user).str.contains(glob_regex(pattern))).then(pl.lit(role))
+        if not self.roles:
+            return pl.col(user).str.head(0).alias("role")
+        return expr.otherwise(pl.lit("")).alias("role")
 
     def id_hash_key(self) -> bytes:
         """The secret keying ID-number hashes (never stored in the repo or the config)."""
@@ -159,6 +176,16 @@ class Config:
             tz_abbreviations=dict(self.tz_abbreviations),
             mariadb_timezone=self.mariadb_timezone,
         )
+
+
+def glob_regex(pattern: str) -> str:
+    """A user-name glob (``*`` any run, ``?`` one character; nothing else is special) as an
+    anchored regular expression (Python's ``re`` and polars both accept it).
+
+    >>> print(glob_regex("etl_*.prod"))
+    ^etl_.*\\.prod$
+    """
+    return "^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$"
 
 
 def _from_file(path: Path) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from typing import Any, Final
 
 import polars as pl
 
+from detector.config import glob_regex
 from detector.exceptions import FeedbackError
 from detector.threat_rules import KINDS
 
@@ -127,8 +128,7 @@ class Feedback:
 
 def _glob_expr(pattern: str) -> pl.Expr:
     """User-name glob (``*``, ``?``) as a polars regex match."""
-    regex = "^" + re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".") + "$"
-    return pl.col("user").str.contains(regex)
+    return pl.col("user").str.contains(glob_regex(pattern))
 
 
 def _keys(item: Any, where: str, allowed: set[str]) -> Mapping[str, Any]:

@@ -106,7 +106,7 @@ class Pipeline:
         self.state = state
         for scale in _SCALES:
             state.budgets.setdefault(scale, AlertBudget(alerts_per_day=config.alerts_per_day))
-        self._roles: dict[str, str] = {}
+        self._role = config.role_expr()
 
     # -- per batch ---------------------------------------------------------------------
 
@@ -173,10 +173,7 @@ class Pipeline:
         return alerts
 
     def _role_series(self, users: pl.Series) -> pl.Series:
-        for user in users.unique().to_list():
-            if user not in self._roles:
-                self._roles[user] = self.config.role_of(user)
-        return users.replace_strict(self._roles, return_dtype=pl.String).alias("role")
+        return users.to_frame("user").select(self._role).to_series()
 
     def _judge(self, items: pl.DataFrame) -> list[Alert]:
         st = self.state
@@ -190,7 +187,7 @@ class Pipeline:
             # an analyst's "expected job": no alert, and the window teaches the baseline
             expected = self.feedback.expected_mask(matches)
             st.count("expected_job_matches", int(expected.sum()))
-            matches = matches.filter(~expected)
+            matches = st.scorer.refine(matches.filter(~expected))
             thresholds = {s: b.threshold() for s, b in st.budgets.items()}
             learning_until = st.started + dt.timedelta(hours=self.config.learning_hours)  # type: ignore[operator]
             if self.quiet_until is not None:

@@ -12,17 +12,18 @@ day) and never learned from: the day window that contains the statement is.
 
 The raw score
 -------------
-``raw_score = max(max_f z_f, cusum) + novelty + 2 * multivariate`` where ``z_f`` are the
+``raw_score = max(max_f z_f, cusum) + novelty (+ 2 * multivariate)`` where ``z_f`` are the
 robust z of the model features, ``cusum`` the multi-day excess of sensitive rows (day
 scale), and ``novelty`` adds, for users with >= 3 windows of history, 2 for a client IP
 new to the user, 2 for a sensitive class they never read before, and the hour's surprise
-beyond 6 bits (24 equally likely hours are 4.6 bits). The alert budget
+beyond 6 bits (24 equally likely hours are 4.6 bits). ``multivariate`` (river
+HalfSpaceTrees over the z-vector, in [0, 1]) is only computed for windows a threat rule
+matched (:meth:`Scorer.refine`): it walks one row at a time in Python. The alert budget
 (:class:`models.calibration.AlertBudget`) sets the bar this score must clear.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import Final
 
@@ -46,12 +47,13 @@ CLUSTER_AFTER_DAYS: Final = 3
 _SENSITIVE: Final = WINDOW_FEATURES.index("sensitive_rows")
 
 
-def _stable_rank(keys: list[str]) -> np.ndarray:
-    """A deterministic pseudo-random order (run to run, machine to machine)."""
-    return np.array(
-        [int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big") for k in keys],
-        dtype=np.uint64,
-    )
+def _sample_order(frame: pl.DataFrame) -> np.ndarray:
+    """A deterministic pseudo-random order of window rows (the same for the same windows,
+    run to run; polars' hash is stable for one polars version, which the state records)."""
+    key = pl.concat_str(
+        pl.col("user"), pl.col("scale"), pl.col("window_end").dt.epoch("us").cast(pl.String)
+    ).hash(0x5A3B1E)
+    return np.argsort(frame.select(key).to_series().to_numpy(), kind="stable")
 
 
 class Scorer:
@@ -108,10 +110,10 @@ class Scorer:
         self.seed = seed
 
     def _init(self) -> None:
-        if hasattr(self, "users_"):
+        if hasattr(self, "user_table_"):
             return
         n = len(WINDOW_FEATURES)
-        self.users_: dict[str, int] = {}
+        self.user_table_ = pl.DataFrame(schema={"user": pl.String, "idx": pl.Int64})
         self.groups_: dict[str, int] = {}
         self.user_group_ = np.empty(0, dtype=np.int32)
         # event time (s) up to which each user's activity is covered by an alert
@@ -132,25 +134,36 @@ class Scorer:
     def index(self, users: pl.Series, roles: pl.Series) -> tuple[np.ndarray, np.ndarray]:
         """User and peer-group indices of each row (new users and roles get new ones)."""
         self._init()
-        pairs = pl.DataFrame({"user": users, "role": roles}).unique(maintain_order=True)
-        for user, role in pairs.iter_rows():
-            if user in self.users_:
-                continue
-            group = self.groups_.setdefault(role or DEFAULT_GROUP, len(self.groups_))
-            self.users_[user] = len(self.users_)
-            if len(self.users_) > self.user_group_.size:
-                size = max(16, 2 * self.user_group_.size)
-                grown = np.empty(size, dtype=np.int32)
-                grown[: self.user_group_.size] = self.user_group_
-                until = np.full(size, -np.inf)
-                until[: self.alerted_until_.size] = self.alerted_until_
-                unroled = np.zeros(size, dtype=bool)
-                unroled[: self.unroled_.size] = self.unroled_
-                self.user_group_, self.alerted_until_, self.unroled_ = grown, until, unroled
-            self.user_group_[self.users_[user]] = group
-            self.unroled_[self.users_[user]] = not role
-        idx = users.replace_strict(self.users_, return_dtype=pl.Int64).to_numpy()
+        frame = pl.DataFrame({"user": users, "role": roles})
+        known = frame.join(self.user_table_, on="user", how="left", maintain_order="left")
+        new = known.filter(pl.col("idx").is_null()).select("user", "role")
+        if new.height:
+            self._register(new.unique("user", keep="first", maintain_order=True))
+            known = frame.join(self.user_table_, on="user", how="left", maintain_order="left")
+        idx = known["idx"].to_numpy()
         return idx, self.user_group_[idx].astype(np.int64)
+
+    def _register(self, new: pl.DataFrame) -> None:
+        """Give new users the next indices and their role's peer group."""
+        first = self.user_table_.height
+        size = first + new.height
+        if size > self.user_group_.size:
+            grown = max(16, 2 * self.user_group_.size, size)
+            group = np.empty(grown, dtype=np.int32)
+            group[: self.user_group_.size] = self.user_group_
+            until = np.full(grown, -np.inf)
+            until[: self.alerted_until_.size] = self.alerted_until_
+            unroled = np.zeros(grown, dtype=bool)
+            unroled[: self.unroled_.size] = self.unroled_
+            self.user_group_, self.alerted_until_, self.unroled_ = group, until, unroled
+        roles = new["role"].fill_null("")
+        for role in roles.unique(maintain_order=True).to_list():
+            self.groups_.setdefault(role or DEFAULT_GROUP, len(self.groups_))
+        named = {r: self.groups_[r or DEFAULT_GROUP] for r in roles.unique().to_list()}
+        self.user_group_[first:size] = roles.replace_strict(named, return_dtype=pl.Int32)
+        self.unroled_[first:size] = (roles == "").to_numpy()
+        added = new.select("user", idx=pl.int_range(first, size, dtype=pl.Int64))
+        self.user_table_ = pl.concat([self.user_table_, added]).rechunk()
 
     def score(self, items: pl.DataFrame, roles: pl.Series) -> pl.DataFrame:
         """``items`` (closed windows / statements) with the model columns added. Pure
@@ -197,13 +210,8 @@ class Scorer:
             + 2.0 * ((items["new_ips"].to_numpy() > 0) & seasoned)
             + 2.0 * ((items["new_classes"].list.len().to_numpy() > 0) & seasoned)
         )
-        pre = np.maximum(np.maximum(z, 0.0).max(axis=1), cusum) + novelty
-        multivariate = np.zeros(n)
-        for scale in ("5m", "1h", "1d"):
-            rows = np.flatnonzero((base_scale == scale) & (pre >= 2.0))
-            if rows.size:
-                multivariate[rows] = self.hst_[scale].score_many(z[rows])
-        raw = pre + 2.0 * multivariate
+        raw = np.maximum(np.maximum(z, 0.0).max(axis=1), cusum) + novelty
+        multivariate = np.zeros(n)  # filled by refine() for the few rows a rule matches
         columns: dict[str, np.ndarray | pl.Series] = {}
         for k, f in enumerate(WINDOW_FEATURES):
             columns[f"z_{f}"] = z[:, k]
@@ -222,6 +230,25 @@ class Scorer:
             role=roles,
             service=roles.is_in(list(self.service_roles)),
         ).hstack(frame)
+
+    def refine(self, matches: pl.DataFrame) -> pl.DataFrame:
+        """Add the multivariate (HalfSpaceTrees) score to rows a threat rule matched.
+
+        The forest walks one row at a time in Python, so it only sees candidates; pure.
+        """
+        if matches.is_empty():
+            return matches
+        z = np.nan_to_num(matches.select([f"z_{f}" for f in WINDOW_FEATURES]).to_numpy())
+        base_scale = matches["scale"].replace_strict(BASELINE_OF).to_numpy()
+        multivariate = np.zeros(matches.height)
+        for scale in ("5m", "1h", "1d"):
+            rows = np.flatnonzero(base_scale == scale)
+            if rows.size:
+                multivariate[rows] = self.hst_[scale].score_many(z[rows])
+        return matches.with_columns(
+            multivariate=pl.Series(multivariate),
+            raw_score=pl.col("raw_score") + 2.0 * pl.Series(multivariate),
+        )
 
     def _covered(self, frame: pl.DataFrame, idx: np.ndarray) -> np.ndarray:
         """Rows whose window overlaps activity an alert already reported."""
@@ -284,7 +311,7 @@ class Scorer:
                 self.baselines_[s].learn_many(idx[rows][r], X[rows][r])
             self._learn_peers(s, keep[rows], gidx[rows], X[rows])
             z = keep[rows].select([f"z_{f}" for f in WINDOW_FEATURES]).to_numpy()
-            sample = np.argsort(_stable_rank(self._row_keys(keep[rows])), kind="stable")
+            sample = _sample_order(keep[rows])
             self.hst_[s].learn_many(np.nan_to_num(z[sample[: self.hst_sample]]))
         if (scale == "1d").any():
             self._regroup()
@@ -297,7 +324,7 @@ class Scorer:
     def _regroup(self) -> None:
         """Learned peer groups for users without a role, once they have a few days."""
         days = self.baselines_["1d"]
-        n = len(self.users_)
+        n = self.user_table_.height
         counts = np.zeros(n, dtype=np.int64)
         if getattr(days, "count_", None) is not None:
             k = min(n, days.count_.size)
@@ -316,21 +343,12 @@ class Scorer:
         """The peer group ``user`` is judged against (a role, a learned cluster, or ``*``)."""
         self._init()
         names = {v: k for k, v in self.groups_.items()}
-        return names[int(self.user_group_[self.users_[user]])]
-
-    @staticmethod
-    def _row_keys(frame: pl.DataFrame) -> list[str]:
-        return (
-            frame.select(
-                pl.concat_str(pl.col("user"), pl.col("scale"), pl.col("window_end").cast(pl.String))
-            )
-            .to_series()
-            .to_list()
-        )
+        (idx,) = self.user_table_.filter(pl.col("user") == user)["idx"].to_list()
+        return names[int(self.user_group_[idx])]
 
     def _learn_peers(self, scale: str, rows: pl.DataFrame, gidx: np.ndarray, X: np.ndarray) -> None:
         """Each group learns up to ``peer_sample`` of its members' windows."""
-        order = np.argsort(_stable_rank(self._row_keys(rows)), kind="stable")
+        order = _sample_order(rows)
         g = gidx[order]
         rank = np.empty_like(order)
         # rank of each row within its group, in the pseudo-random order
@@ -345,7 +363,7 @@ class Scorer:
 
     def users(self) -> int:
         """Users tracked."""
-        return len(getattr(self, "users_", ()))
+        return self.user_table_.height if hasattr(self, "user_table_") else 0
 
     def nbytes(self) -> Mapping[str, int]:
         """Bytes of model state by part (per-user arrays and shared models)."""

@@ -6,10 +6,11 @@ counts of the items seen for the first time *for that user*, in log order, then
 remembers them. Marks depend only on the order of events, not on how they were cut into
 micro-batches.
 
-Memory is one 64-bit key per (user, item): the sorted array ``keys_`` of hashes of
-``kind, user, item``. A collision (two pairs with one hash, about n²/2⁶⁵) can only hide
-a first sighting, never invent one. Hashes come from polars' ``hash`` with a fixed seed,
-which is stable for a given polars version: saved state records the version.
+Memory is one 64-bit key per (user, item): hashes of ``kind, user, item`` in a few sorted
+arrays ``runs_`` (a new run per batch, runs of similar size merged). A collision (two
+pairs with one hash, about n²/2⁶⁵) can only hide a first sighting, never invent one.
+Hashes come from polars' ``hash`` with a fixed seed, which is stable for a given polars
+version: saved state records the version.
 
 >>> import datetime as dt
 >>> t = dt.datetime(2024, 3, 4, 9, tzinfo=dt.UTC)
@@ -53,19 +54,25 @@ class SeenSets:
         pass
 
     def _is_new(self, keys: pl.Series) -> np.ndarray:
-        """New = first occurrence in this batch and not in ``keys_``."""
-        first = keys.is_first_distinct().to_numpy()
+        """New = first occurrence in this batch and in none of the remembered runs."""
+        new = keys.is_first_distinct().to_numpy()
         values = keys.to_numpy()
-        known = getattr(self, "keys_", np.empty(0, dtype=np.uint64))
-        if len(known):
-            pos = np.searchsorted(known, values)
-            hit = known[np.minimum(pos, len(known) - 1)] == values
-            return first & ~hit
-        return first
+        for run in getattr(self, "runs_", ()):
+            pos = np.minimum(np.searchsorted(run, values), run.size - 1)
+            new &= run[pos] != values
+        return new
 
-    def _remember(self, keys: list[np.ndarray]) -> None:
-        known = getattr(self, "keys_", np.empty(0, dtype=np.uint64))
-        self.keys_ = np.union1d(known, np.concatenate([known[:0], *keys]))
+    def _remember(self, new_keys: list[np.ndarray]) -> None:
+        """Add the batch's new keys as a sorted run; merge runs of similar size, so a
+        batch costs O(its keys · log) amortised, not a re-sort of everything seen."""
+        runs: list[np.ndarray] = getattr(self, "runs_", [])
+        fresh = np.unique(np.concatenate([np.empty(0, np.uint64), *new_keys]))
+        if fresh.size:
+            runs.append(fresh)
+        while len(runs) > 1 and runs[-2].size <= 2 * runs[-1].size:
+            last = runs.pop()
+            runs[-1] = np.union1d(runs[-1], last)
+        self.runs_ = runs
 
     def mark(self, events: pl.DataFrame) -> pl.DataFrame:
         """``events`` with :data:`NOVELTY_COLUMNS` appended; then remember every item."""
@@ -76,8 +83,9 @@ class SeenSets:
 
         def scalar(kind: str, col: str) -> np.ndarray:
             keys = base.select(_key(kind, pl.col(col)))["key"]
-            seen_keys.append(keys.to_numpy())
-            return self._is_new(keys).astype(np.float64)
+            new = self._is_new(keys)
+            seen_keys.append(keys.to_numpy()[new])
+            return new.astype(np.float64)
 
         def listed(kind: str, col: str) -> tuple[np.ndarray, pl.DataFrame]:
             flat = (
@@ -87,8 +95,9 @@ class SeenSets:
                 .with_columns(_key(kind, pl.col("item")))
             )
             keys = flat["key"]
-            seen_keys.append(keys.to_numpy())
-            new = flat.filter(pl.Series(self._is_new(keys)))
+            is_new = self._is_new(keys)
+            seen_keys.append(keys.to_numpy()[is_new])
+            new = flat.filter(pl.Series(is_new))
             counts = np.bincount(new["_row"].to_numpy(), minlength=n).astype(np.float64)
             return counts, new
 
@@ -116,4 +125,9 @@ class SeenSets:
 
     def __len__(self) -> int:
         """Number of (user, item) pairs remembered."""
-        return len(getattr(self, "keys_", ()))
+        return sum(run.size for run in getattr(self, "runs_", ()))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of remembered keys."""
+        return sum(run.nbytes for run in getattr(self, "runs_", ()))
