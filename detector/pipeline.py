@@ -33,7 +33,7 @@ import polars as pl
 from detector.alerts import Alert, AlertBook
 from detector.config import Config
 from detector.scoring import Scorer
-from detector.threat_match import match_rules
+from detector.threat_match import match_rules, render_reasons
 from detector.threat_rules import ThreatRule
 from features.access import event_features
 from features.catalog import Catalog
@@ -181,7 +181,7 @@ class Pipeline:
         scored = scored.with_row_index("_item")
         alerted = np.zeros(scored.height, dtype=bool)
         alerts: list[Alert] = []
-        matches = match_rules(self.rules, scored)
+        matches = match_rules(self.rules, scored, render=False)
         if matches.height:
             st.count("matches", matches.height)
             # an analyst's "expected job": no alert, and the window teaches the baseline
@@ -197,6 +197,7 @@ class Pipeline:
                 & (pl.col("window_end") > learning_until)
             )
             if passed.height:
+                passed = render_reasons(passed, self.rules_by_id)
                 alerts = st.book.add_matches(passed.drop("_item"), self.rules_by_id)
                 passed = self._drop_dismissed(passed, alerts)
                 alerts = [st.book.get(a.id) for a in alerts]

@@ -280,44 +280,46 @@ class Scorer:
         result does not depend on how they were batched.
         """
         self._init()
-        day = pl.col("scale") == "1d"
-        reset = scored.filter(pl.Series(alerted) & day)
-        if reset.height:
-            self.cusum_.reset_many(np.unique(self.index(reset["user"], reset["role"])[0]))
+        z_cols = [f"z_{f}" for f in WINDOW_FEATURES]
+        frame = scored.select(
+            "user", "role", "scale", "window_start", "window_end", "hour", "history",
+            "cusum_sensitive_rows", *WINDOW_FEATURES, *z_cols,
+        )  # fmt: skip
+        idx, gidx = self.index(frame["user"], frame["role"])
+        scale = frame["scale"].to_numpy()
+        day, quiet = scale == "1d", ~np.asarray(alerted, dtype=bool)
+        reset = np.flatnonzero(~quiet & day)
+        if reset.size:
+            self.cusum_.reset_many(np.unique(idx[reset]))
         # The multi-day excess learns from every day not alerted on, including the days
         # it keeps from teaching the baselines (the gate below).
-        days = scored.filter(pl.Series(~alerted) & day)
-        if days.height:
-            idx = self.index(days["user"], days["role"])[0]
-            zs = days["z_sensitive_rows"].fill_null(0.0).to_numpy()
-            excess = self._daily_excess(days, idx, zs)
-            for r in distinct_rounds(idx):
-                self.cusum_.learn_many(idx[r], excess[r])
-        gated = day & (pl.col("cusum_sensitive_rows") >= self.cusum_gate)
-        keep = scored.filter(pl.Series(~alerted) & (pl.col("scale") != "statement") & ~gated)
-        if keep.height:
-            covered = self._covered(keep, self.index(keep["user"], keep["role"])[0])
-            keep = keep.filter(pl.Series(~covered))
-        if keep.is_empty():
+        days = np.flatnonzero(quiet & day)
+        if days.size:
+            zs = frame["z_sensitive_rows"].fill_null(0.0).to_numpy()[days]
+            excess = self._daily_excess(frame[days], idx[days], zs)
+            for r in distinct_rounds(idx[days]):
+                self.cusum_.learn_many(idx[days][r], excess[r])
+        gated = day & (frame["cusum_sensitive_rows"].fill_null(0.0).to_numpy() >= self.cusum_gate)
+        keep = quiet & (scale != "statement") & ~gated
+        keep &= ~self._covered(frame, idx)
+        if not keep.any():
             return
-        idx, gidx = self.index(keep["user"], keep["role"])
-        X = keep.select(WINDOW_FEATURES).to_numpy().astype(np.float64)
-        scale = keep["scale"].to_numpy()
+        X = frame.select(WINDOW_FEATURES).to_numpy().astype(np.float64)
+        Z = np.nan_to_num(frame.select(z_cols).to_numpy())
         for s in ("5m", "1h", "1d"):
-            rows = np.flatnonzero(scale == s)
+            rows = np.flatnonzero(keep & (scale == s))
             if not rows.size:
                 continue
             for r in distinct_rounds(idx[rows]):
                 self.baselines_[s].learn_many(idx[rows][r], X[rows][r])
-            self._learn_peers(s, keep[rows], gidx[rows], X[rows])
-            z = keep[rows].select([f"z_{f}" for f in WINDOW_FEATURES]).to_numpy()
-            sample = _sample_order(keep[rows])
-            self.hst_[s].learn_many(np.nan_to_num(z[sample[: self.hst_sample]]))
-        if (scale == "1d").any():
+            order = _sample_order(frame[rows])
+            self._learn_peers(s, order, gidx[rows], X[rows])
+            self.hst_[s].learn_many(Z[rows][order[: self.hst_sample]])
+        if (keep & day).any():
             self._regroup()
-        hourly = np.flatnonzero(scale == "1h")
+        hourly = np.flatnonzero(keep & (scale == "1h"))
         if hourly.size:
-            hours = keep["hour"].to_numpy()[hourly].astype(np.int64)
+            hours = frame["hour"].to_numpy()[hourly].astype(np.int64)
             self.hours_.learn_many(idx[hourly], hours)
             self.peer_hours_.learn_many(gidx[hourly], hours)
 
@@ -346,9 +348,9 @@ class Scorer:
         (idx,) = self.user_table_.filter(pl.col("user") == user)["idx"].to_list()
         return names[int(self.user_group_[idx])]
 
-    def _learn_peers(self, scale: str, rows: pl.DataFrame, gidx: np.ndarray, X: np.ndarray) -> None:
-        """Each group learns up to ``peer_sample`` of its members' windows."""
-        order = _sample_order(rows)
+    def _learn_peers(self, scale: str, order: np.ndarray, gidx: np.ndarray, X: np.ndarray) -> None:
+        """Each group learns up to ``peer_sample`` of its members' windows, taken in the
+        deterministic pseudo-random ``order``."""
         g = gidx[order]
         rank = np.empty_like(order)
         # rank of each row within its group, in the pseudo-random order

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
@@ -11,9 +11,14 @@ from detector.threat_rules import ThreatRule, load_rules  # noqa: F401  (doctest
 from detector.window_columns import window_frame  # noqa: F401  (doctest)
 
 
-def match_rules(rules: Sequence[ThreatRule], windows: pl.DataFrame) -> pl.DataFrame:
+def match_rules(
+    rules: Sequence[ThreatRule], windows: pl.DataFrame, *, render: bool = True
+) -> pl.DataFrame:
     """One row per (window row, matching rule): the window's columns plus ``rule_id``,
     ``kind``, ``severity`` (escalated) and ``reasons`` (List(String)), in window order.
+
+    ``render=False`` leaves ``reasons`` empty: sentences are rendered one row at a time,
+    so the pipeline renders them (:func:`render_reasons`) only for matches that alert.
 
     >>> rules = load_rules()
     >>> row = {"user": "u1", "scale": "statement", "max_statement_rows": 50_000.0,
@@ -44,7 +49,11 @@ u1 typically reads 20 per statement (peers n/a), at most n/a before
         if hit.is_empty():
             continue
         cols = sorted(rule.columns)
-        reasons = [rule.render(r) for r in hit.select(cols).iter_rows(named=True)]
+        reasons = (
+            [rule.render(r) for r in hit.select(cols).iter_rows(named=True)]
+            if render
+            else [[]] * hit.height
+        )
         labels = {"rule_id": pl.lit(rule.id), "kind": pl.lit(rule.kind), "_rule": pl.lit(i)}
         reasons_col = pl.Series(reasons, dtype=pl.List(pl.String))
         parts.append(hit.with_columns(severity=rule.severity_, reasons=reasons_col, **labels))
@@ -52,3 +61,11 @@ u1 typically reads 20 per statement (peers n/a), at most n/a before
         return pl.DataFrame(schema=schema)
     out = pl.concat(parts).sort("_row", "_rule")
     return out.select(*windows.columns, *extra, "reasons").cast(extra)
+
+
+def render_reasons(matches: pl.DataFrame, rules: Mapping[str, ThreatRule]) -> pl.DataFrame:
+    """``matches`` (of ``match_rules(..., render=False)``) with their ``reasons`` rendered."""
+    if matches.is_empty():
+        return matches
+    reasons = [rules[row["rule_id"]].render(row) for row in matches.iter_rows(named=True)]
+    return matches.with_columns(reasons=pl.Series(reasons, dtype=pl.List(pl.String)))
