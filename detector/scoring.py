@@ -47,6 +47,12 @@ CLUSTER_AFTER_DAYS: Final = 3
 _SENSITIVE: Final = WINDOW_FEATURES.index("sensitive_rows")
 
 
+def _week_hour(frame: pl.DataFrame) -> np.ndarray:
+    """Hour of the day, plus 24 on Saturdays and Sundays (the 48 hours of HourProfile)."""
+    hour = frame["hour"].to_numpy().astype(np.int64)
+    return hour + 24 * (frame["weekday"].to_numpy() >= 5)
+
+
 def _sample_order(frame: pl.DataFrame) -> np.ndarray:
     """A deterministic pseudo-random order of window rows (the same for the same windows,
     run to run; polars' hash is stable for one polars version, which the state records)."""
@@ -120,10 +126,12 @@ class Scorer:
         self.alerted_until_ = np.empty(0, dtype=np.float64)
         self.baselines_ = {s: RobustBaseline(n) for s in ("5m", "1h", "1d")}
         self.peers_ = {s: RobustBaseline(n) for s in ("5m", "1h", "1d")}
-        # Few pseudo-counts: a batch account seen at 02:00 on three nights should find
-        # 14:00 surprising already (24 pseudo-counts would drown three nights).
-        self.hours_ = HourProfile(smoothing=0.25)
-        self.peer_hours_ = HourProfile(smoothing=0.25)
+        # Hours of the week, folded to weekday and weekend hours (48): a weekday worker at
+        # work on Sunday is unusual, while a week is too short to learn 168 slots. Few
+        # pseudo-counts: a batch account seen at 02:00 on three nights should find 14:00
+        # surprising already.
+        self.hours_ = HourProfile(smoothing=0.125, bins=48)
+        self.peer_hours_ = HourProfile(smoothing=0.125, bins=48)
         self.cusum_ = Cusum(1, allowance=self.cusum_allowance)
         self.hst_ = {
             s: HalfSpaceScorer(WINDOW_FEATURES, seed=self.seed) for s in ("5m", "1h", "1d")
@@ -201,7 +209,7 @@ class Scorer:
             days = items[day].with_columns(history=pl.Series(history[day]))
             excess = self._daily_excess(days, idx[day], z[day, _SENSITIVE])
             cusum[day] = self.cusum_.score_many(idx[day], excess)[:, 0]
-        hours = items["hour"].to_numpy().astype(np.int64)
+        hours = _week_hour(items)
         surprise = self.hours_.surprise_many(idx, hours, prior_idx=gidx, prior=self.peer_hours_)
         surprise[day] = 0.0  # a day window has no hour
         seasoned = history >= 3
@@ -282,7 +290,7 @@ class Scorer:
         self._init()
         z_cols = [f"z_{f}" for f in WINDOW_FEATURES]
         frame = scored.select(
-            "user", "role", "scale", "window_start", "window_end", "hour", "history",
+            "user", "role", "scale", "window_start", "window_end", "hour", "weekday", "history",
             "cusum_sensitive_rows", *WINDOW_FEATURES, *z_cols,
         )  # fmt: skip
         idx, gidx = self.index(frame["user"], frame["role"])
@@ -319,7 +327,7 @@ class Scorer:
             self._regroup()
         hourly = np.flatnonzero(keep & (scale == "1h"))
         if hourly.size:
-            hours = frame["hour"].to_numpy()[hourly].astype(np.int64)
+            hours = _week_hour(frame)[hourly]
             self.hours_.learn_many(idx[hourly], hours)
             self.peer_hours_.learn_many(gidx[hourly], hours)
 

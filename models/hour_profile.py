@@ -10,6 +10,7 @@ where ``P_prior`` is the peer group's profile (itself smoothed toward uniform th
 way) or uniform. An entity with no history therefore scores exactly as its peers do, and
 its own habits take over as its counts grow past ``m``. A user active only 9-17 who shows
 up at 03:00 scores ~7 bits after 200 observations; uniform is log2(24) = 4.58 bits.
+``bins`` other than 24 give other calendars, e.g. 48 for weekday and weekend hours.
 
 >>> import numpy as np
 >>> prof = HourProfile()
@@ -24,8 +25,6 @@ import numpy as np
 
 from models.entity_index import as_index, grown, occurrence_rank
 
-_HOURS = 24
-
 
 class HourProfile:
     """Per-entity EW counts of activity per hour of day; surprise of an hour in bits.
@@ -35,12 +34,15 @@ class HourProfile:
     half_life
         Observations (of that entity) after which an observation's weight has halved.
     smoothing
-        Pseudo-observations per hour of the prior (``smoothing·24`` in all).
+        Pseudo-observations per hour of the prior (``smoothing·bins`` in all).
+    bins
+        Hours in the calendar: 24 (hours of the day) or, e.g., 48 (weekday hours, then
+        weekend hours).
 
     Attributes
     ----------
     counts_ : numpy.ndarray
-        (n_entities, 24) float32 decayed counts per hour.
+        (n_entities, bins) float32 decayed counts per hour.
 
     Examples
     --------
@@ -56,11 +58,12 @@ class HourProfile:
     (True, [2.3, 6.8])
     """
 
-    def __init__(self, half_life: float = 200.0, smoothing: float = 1.0) -> None:
-        if half_life <= 0 or smoothing <= 0:
-            raise ValueError("half_life and smoothing must be positive")
+    def __init__(self, half_life: float = 200.0, smoothing: float = 1.0, bins: int = 24) -> None:
+        if half_life <= 0 or smoothing <= 0 or bins < 1:
+            raise ValueError("half_life, smoothing and bins must be positive")
         self.half_life = half_life
         self.smoothing = smoothing
+        self.bins = bins
 
     def learn_many(self, idx: np.ndarray, hours: np.ndarray) -> None:
         """Learn activity of entity ``idx[k]`` at hour ``hours[k]`` (entities may repeat).
@@ -69,11 +72,11 @@ class HourProfile:
         not mutated.
         """
         idx = as_index(idx, distinct=False)
-        h = _check_hours(hours, idx.size)
+        h = _check_hours(hours, idx.size, self.bins)
         if idx.size == 0:
             return
         self.counts_ = grown(
-            getattr(self, "counts_", None), int(idx.max()) + 1, (_HOURS,), 0.0, np.float32
+            getattr(self, "counts_", None), int(idx.max()) + 1, (self.bins,), 0.0, np.float32
         )
         keep = 2.0 ** (-1.0 / self.half_life)
         rank, count = occurrence_rank(idx)
@@ -89,7 +92,7 @@ class HourProfile:
     def _probability(
         self, idx: np.ndarray, h: np.ndarray, prior_p: np.ndarray | float
     ) -> np.ndarray:
-        m = self.smoothing * _HOURS
+        m = self.smoothing * self.bins
         counts = getattr(self, "counts_", None)
         if counts is None:
             return np.broadcast_to(np.asarray(prior_p, dtype=np.float64), h.shape).copy()
@@ -129,8 +132,8 @@ class HourProfile:
             (n,) float64 bits; an entity with no history scores as its peers do.
         """
         idx = as_index(idx, distinct=False)
-        h = _check_hours(hours, idx.size)
-        uniform = 1.0 / _HOURS
+        h = _check_hours(hours, idx.size, self.bins)
+        uniform = 1.0 / self.bins
         if prior_idx is None:
             p_prior: np.ndarray | float = uniform
         else:
@@ -153,11 +156,11 @@ class HourProfile:
         return self.counts_.nbytes if hasattr(self, "counts_") else 0
 
 
-def _check_hours(hours: np.ndarray, n: int) -> np.ndarray:
+def _check_hours(hours: np.ndarray, n: int, bins: int) -> np.ndarray:
     h = np.asarray(hours)
     if h.shape != (n,) or not (h.dtype.kind in "iu" or h.size == 0):
         raise ValueError(f"hours must be {n} integers, got {h.dtype}{h.shape}")
     h = h.astype(np.intp, copy=False)
-    if h.size and (int(h.min()) < 0 or int(h.max()) >= _HOURS):
-        raise ValueError("hours must be in 0..23")
+    if h.size and (int(h.min()) < 0 or int(h.max()) >= bins):
+        raise ValueError(f"hours must be in 0..{bins - 1}")
     return h
