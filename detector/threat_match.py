@@ -40,14 +40,16 @@ u1 typically reads 20 per statement (peers n/a), at most n/a before
     if not rules or windows.is_empty():
         return pl.DataFrame(schema=schema)
     masks = windows.select(
-        ((pl.col("scale") == r.scale) & r.condition_).alias(str(i)) for i, r in enumerate(rules)
+        ((pl.col("scale") == r.scale) & r.condition_).fill_null(False).alias(str(i))
+        for i, r in enumerate(rules)
     )
+    hits = masks.sum().row(0)  # most windows match nothing: filter only for rules that hit
     indexed = windows.with_row_index("_row")
     parts = []
     for i, rule in enumerate(rules):
-        hit = indexed.filter(masks[str(i)])
-        if hit.is_empty():
+        if not hits[i]:
             continue
+        hit = indexed.filter(masks[str(i)])
         cols = sorted(rule.columns)
         reasons = (
             [rule.render(r) for r in hit.select(cols).iter_rows(named=True)]
