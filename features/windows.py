@@ -94,32 +94,49 @@ _EVIDENCE_ORDER: Final = (["sensitive_rows", "rows", "time"], [True, True, False
 
 
 def _evidence_rows(events: pl.DataFrame) -> pl.DataFrame:
+    """Candidate evidence of every event, most telling first (see :func:`_top_evidence`)."""
+    by, descending = _EVIDENCE_ORDER
     return events.select(
-        *_KEY,
+        "user",
+        "event_time",
         time=pl.col("event_time"),
         statement=pl.col("fingerprint"),
         rows=pl.col("rows_read").cast(pl.Int64),
         sensitive_rows=pl.col("sensitive_rows").cast(pl.Int64),
         tables=pl.col("tables_read"),
-    )
+    ).sort(by, descending=descending, maintain_order=True)
 
 
-def _top_evidence(rows: pl.DataFrame) -> pl.DataFrame:
-    """The most telling statements of each window: most sensitive rows, most rows, earliest."""
-    by, descending = _EVIDENCE_ORDER
-    return (
-        rows.sort(by, descending=descending, maintain_order=True)
-        .group_by(*_KEY, maintain_order=True)
-        .head(EVIDENCE_LIMIT)
-    )
+def _top_evidence(rows: pl.DataFrame, *, ordered: bool = False) -> pl.DataFrame:
+    """The most telling statements of each window: most sensitive rows, most rows, earliest
+    (``ordered``: the rows are already in that order)."""
+    if not ordered:
+        by, descending = _EVIDENCE_ORDER
+        rows = rows.sort(by, descending=descending, maintain_order=True)
+    return rows.group_by(*_KEY, maintain_order=True).head(EVIDENCE_LIMIT)
 
 
 def _set_rows(events: pl.DataFrame, name: str) -> pl.DataFrame:
+    """(user, event_time, value) of one distinct set, lists exploded, nulls dropped."""
     column, is_list = _SETS[name]
-    frame = events.select(*_KEY, value=pl.col(column))
+    frame = events.select("user", "event_time", value=pl.col(column))
     if is_list:
         frame = frame.explode("value")
-    return frame.drop_nulls("value").unique(maintain_order=True)
+    return frame.drop_nulls("value")
+
+
+@dataclass
+class _Batch:
+    """One batch's events prepared once for every scale (lists exploded, evidence ranked)."""
+
+    events: pl.DataFrame
+    sets: dict[str, pl.DataFrame]
+    evidence: pl.DataFrame
+
+    @classmethod
+    def of(cls, events: pl.DataFrame) -> _Batch:
+        sets = {name: _set_rows(events, name) for name in _SETS}
+        return cls(events, sets, _evidence_rows(events))
 
 
 def _sums(frame: pl.DataFrame, *, first: bool) -> pl.DataFrame:
@@ -155,11 +172,16 @@ class _Open:
     evidence: pl.DataFrame
 
     @classmethod
-    def of(cls, events: pl.DataFrame) -> _Open:
+    def of(cls, batch: _Batch, start: pl.Expr) -> _Open:
+        """The batch's windows, ``start`` giving each event's window start."""
+        start = start.alias("window_start")
         return cls(
-            _sums(events, first=True),
-            {name: _set_rows(events, name) for name in _SETS},
-            _top_evidence(_evidence_rows(events)),
+            _sums(batch.events.with_columns(start), first=True),
+            {
+                name: rows.select("user", start, "value").unique(maintain_order=True)
+                for name, rows in batch.sets.items()
+            },
+            _top_evidence(batch.evidence.with_columns(start).drop("event_time"), ordered=True),
         )
 
     def merge(self, other: _Open) -> _Open:
@@ -250,6 +272,7 @@ class WindowAggregator:
         assert isinstance(batch_max, dt.datetime)
         if self.max_time_ is None or batch_max > self.max_time_:
             self.max_time_ = batch_max
+        batch = _Batch.of(events)
         for scale in self.scales:
             every = SCALES[scale]
             start = pl.col("event_time").dt.truncate(every)
@@ -258,7 +281,7 @@ class WindowAggregator:
                 late = events["event_time"] < closed
                 self.late_events_ += int(late.sum()) if scale == self.scales[0] else 0
                 start = pl.when(pl.col("event_time") < closed).then(pl.lit(closed)).otherwise(start)
-            part = _Open.of(events.with_columns(window_start=start))
+            part = _Open.of(batch, start)
             state[scale] = state[scale].merge(part) if scale in state else part
 
     def _pop(self, upto: dt.datetime | None) -> pl.DataFrame:
@@ -353,8 +376,7 @@ def statement_rows(events: pl.DataFrame, min_sensitive_rows: float) -> pl.DataFr
     # Each statement is its own window: key it by its row number so the window code
     # (sets, evidence) does the rest.
     keyed = picked.with_row_index("_row").with_columns(
-        window_start=pl.col("event_time"),
         user=pl.concat_str("user", pl.lit("\x1f"), "_row"),
     )
-    frame = _Open.of(keyed).close("statement", dt.timedelta(0))
+    frame = _Open.of(_Batch.of(keyed), pl.col("event_time")).close("statement", dt.timedelta(0))
     return _finish(frame.with_columns(user=pl.col("user").str.replace(r"\x1f\d+$", "")))
