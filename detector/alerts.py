@@ -10,12 +10,13 @@ anything else opens a new one. ``kind`` is the kind of the highest-scoring match
 ``kinds`` every kind the alert gathered.
 
 Updating an alert takes the union of what the matches saw: ``end`` and ``updated_at`` the
-latest, ``severity`` and ``score`` the highest, ``reasons`` those of the highest-scoring
-match first (deduplicated, at most :data:`MAX_REASONS`), ``evidence`` the statements with
-the most rows (deduplicated by time and statement, at most :data:`MAX_EVIDENCE`), tables,
-client IPs, rule ids and ATT&CK techniques merged; ``triage`` is that of the rule of the
-highest-scoring match. ``revision`` counts the distinct detection times that changed
-the alert (one per instant, however the input was batched).
+latest, ``severity`` and ``score`` the highest, ``reasons`` those of each rule's
+highest-scoring match, best rule first (deduplicated, at most :data:`MAX_REASONS`),
+``evidence`` the statements with the most rows (deduplicated by time and statement, at
+most :data:`MAX_EVIDENCE`), tables, client IPs, rule ids and ATT&CK techniques merged;
+``triage`` is that of the rule of the highest-scoring match. ``revision`` counts the
+distinct detection times that changed the alert (one per instant, however the input was
+batched).
 
 Output is JSON Lines (:func:`write_jsonl`), one object per alert, keys in the order of
 :meth:`Alert.to_json`; times are ISO-8601 with microseconds and offset. As a last line of
@@ -118,6 +119,9 @@ class Alert:
     role: str
     kinds: tuple[str, ...] = ()
     status: str = "open"
+    #: (score, rule id, reasons) of the best match of each rule: ``reasons`` is built
+    #: from it, so an alert that grew over many windows explains each pattern once.
+    best_by_rule: tuple[tuple[float, str, tuple[str, ...]], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object written for this alert (keys in output order, text scrubbed)."""
@@ -332,6 +336,7 @@ def _new(m: _Match) -> Alert:
         detected_at=m.detected,
         updated_at=m.detected,
         reasons=_dedup(m.reasons)[:MAX_REASONS],
+        best_by_rule=((m.score, m.rule.id, m.reasons),),
         evidence=m.evidence,
         tables=m.tables,
         client_ips=m.client_ips,
@@ -345,7 +350,11 @@ def _new(m: _Match) -> Alert:
 
 def _merge(a: Alert, m: _Match) -> Alert:
     rule_ids = tuple(sorted({*a.rule_ids, m.rule.id}))
-    reasons = m.reasons + a.reasons if m.score > a.score else a.reasons + m.reasons
+    best = {rule: (score, rule, reasons) for score, rule, reasons in a.best_by_rule}
+    if m.rule.id not in best or m.score > best[m.rule.id][0]:
+        best[m.rule.id] = (m.score, m.rule.id, m.reasons)
+    ranked = sorted(best.values(), key=lambda b: (-b[0], b[1]))
+    reasons = tuple(r for _, _, rs in ranked for r in rs)
     return replace(
         a,
         kind=m.kind if m.score > a.score else a.kind,
@@ -356,6 +365,7 @@ def _merge(a: Alert, m: _Match) -> Alert:
         end=max(a.end, m.end),
         updated_at=max(a.updated_at, m.detected),
         reasons=_dedup(reasons)[:MAX_REASONS],
+        best_by_rule=tuple(ranked),
         evidence=_top_evidence((*a.evidence, *m.evidence)),
         tables=tuple(sorted({*a.tables, *m.tables})),
         client_ips=tuple(sorted({*a.client_ips, *m.client_ips})),

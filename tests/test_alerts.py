@@ -149,16 +149,23 @@ def test_lower_scoring_update_keeps_severity_score_and_reason_order() -> None:
     book = AlertBook()
     book.add_matches(frame(match(raw_score=9.0, severity="critical", reasons=["a"])), RULES)
     (alert,) = book.add_matches(frame(match(start=10, raw_score=2.0, reasons=["b"])), RULES)
-    assert (alert.severity, alert.score, alert.reasons) == ("critical", 9.0, ("a", "b"))
-    (merged,) = book.add_matches(frame(match("EXF-004", start=20, raw_score=1.0)), RULES)
+    # one explanation per rule: its best match's
+    assert (alert.severity, alert.score, alert.reasons) == ("critical", 9.0, ("a",))
+    (merged,) = book.add_matches(
+        frame(match("EXF-004", start=20, raw_score=1.0, reasons=["c"])), RULES
+    )
     assert merged.triage == RULES["EXF-003"].triage
     assert merged.rule_ids == ("EXF-003", "EXF-004")
+    assert merged.reasons == ("a", "c")  # best rule first
 
 
 def test_reasons_are_capped() -> None:
-    rows = [match(start=i, reasons=[f"r{i}a", f"r{i}b"]) for i in range(5)]
+    rows = [
+        match(rule, start=i, raw_score=float(i), reasons=[f"r{i}{c}" for c in "abcd"])
+        for i, rule in enumerate(("EXF-003", "EXF-004"))
+    ]
     (alert,) = AlertBook().add_matches(frame(*rows), RULES)
-    assert len(alert.reasons) == 6
+    assert alert.reasons == ("r1a", "r1b", "r1c", "r1d", "r0a", "r0b")
 
 
 def test_matches_beyond_the_gap_open_a_new_alert() -> None:
