@@ -38,6 +38,7 @@ Config file (TOML)
     learning_hours = 24.0     # no alerts in the first hours of event time (models learn)
     lateness_seconds = 60.0   # how late an event may arrive and still count in its window
     statement_min_rows = 100  # statements judged on their own from this many sensitive rows
+    learn_every_hours = 1.0   # models learn once per this much event time (24: daily, faster)
     feedback = "feedback.toml"  # analyst verdicts: expected jobs, false positives
 
     [peers]
@@ -87,6 +88,7 @@ _DETECTION_KEYS: Mapping[str, type] = {
     "learning_hours": float,
     "lateness_seconds": float,
     "statement_min_rows": float,
+    "learn_every_hours": float,
 }
 
 
@@ -109,6 +111,7 @@ class Config:
     learning_hours: float = 24.0
     lateness_seconds: float = 60.0
     statement_min_rows: float = 100.0
+    learn_every_hours: float = 1.0
     roles: tuple[tuple[str, str], ...] = ()
     service_roles: frozenset[str] = frozenset()
     state: Path | None = None
@@ -258,7 +261,8 @@ def load_config(
                 values[name] = kind(values[name])
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{name} must be a number, got {values[name]!r}") from exc
-            if values[name] < 0 or (name == "alerts_per_day" and values[name] == 0):
+            positive = ("alerts_per_day", "learn_every_hours")
+            if values[name] < 0 or (name in positive and values[name] == 0):
                 raise ConfigError(f"{name} must be positive, got {values[name]!r}")
     config = replace(Config(), **{k: v for k, v in values.items() if k in names})
     try:

@@ -9,11 +9,12 @@ order. Per batch:
    go into the per-user 5-minute, hourly and daily windows (``features.windows``);
 3. every window the watermark closed, and every queued statement the watermark passed,
    is *ready*. Ready items are taken in event-time order, one learning epoch (an hour of
-   event time) at a time: scored against the models as they stood at the epoch's start
-   (:class:`detector.scoring.Scorer`), matched against the threat patterns
-   (``detector/threats``), decided by the alert budget (``models.calibration``), grouped
-   into alerts (``detector.alerts``). When an epoch is over, the models learn from its
-   windows that raised no alert (no poisoning), and the budget from their scores.
+   event time by default, ``learn_every_hours``) at a time: scored against the models as
+   they stood at the epoch's start (:class:`detector.scoring.Scorer`), matched against
+   the threat patterns (``detector/threats``), decided by the alert budget
+   (``models.calibration``), grouped into alerts (``detector.alerts``). When an epoch
+   is over, the models learn from its windows that raised no alert (no poisoning), and
+   the budget from their scores.
 
 Because models change only between epochs and items are taken in event-time order, the
 alerts do not depend on how the input was cut into batches: a replay in one batch, in
@@ -42,8 +43,6 @@ from features.novelty import SeenSets
 from features.windows import SCALES, WindowAggregator, statement_rows
 from models.calibration import AlertBudget
 
-#: Event time between two learning steps of the models.
-EPOCH: Final = dt.timedelta(hours=1)
 _SCALES: Final = ("statement", *SCALES)
 
 
@@ -94,6 +93,8 @@ class Pipeline:
         self.rules = tuple(rules)
         self.rules_by_id: Mapping[str, ThreatRule] = {r.id: r for r in self.rules}
         self.feedback = config.load_feedback()
+        #: Event time between two learning steps of the models (``learn_every_hours``).
+        self.epoch = dt.timedelta(hours=config.learn_every_hours)
         #: Nothing decided up to this event time alerts (a warm start on history files):
         #: those windows only teach the models.
         self.quiet_until: dt.datetime | None = None
@@ -160,7 +161,7 @@ class Pipeline:
         alerts: list[Alert] = []
         if ready.height:
             st.count("windows", int((ready["scale"] != "statement").sum()))
-            ready = ready.with_columns(_epoch=pl.col("window_end").dt.truncate(EPOCH))
+            ready = ready.with_columns(_epoch=pl.col("window_end").dt.truncate(self.epoch))
             for (epoch,), part in ready.group_by("_epoch", maintain_order=True):
                 assert isinstance(epoch, dt.datetime)
                 if st.learn_epoch is not None and epoch > st.learn_epoch:
@@ -168,7 +169,7 @@ class Pipeline:
                 st.learn_epoch = epoch
                 alerts += self._judge(part.drop("_epoch"))
         done = watermark is not None and st.learn_epoch is not None
-        if done and watermark >= st.learn_epoch + EPOCH:  # type: ignore[operator]
+        if done and watermark >= st.learn_epoch + self.epoch:  # type: ignore[operator]
             self._learn()
         return alerts
 
@@ -228,7 +229,7 @@ class Pipeline:
         alerted = done["_alerted"].to_numpy()
         done = done.drop("_alerted")
         st.scorer.learn(done, alerted)
-        now = (st.learn_epoch + EPOCH).timestamp()
+        now = (st.learn_epoch + self.epoch).timestamp()
         scale = done["scale"].to_numpy()
         raw = done["raw_score"].to_numpy()
         for name, budget in st.budgets.items():
