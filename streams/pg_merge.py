@@ -6,9 +6,9 @@ pgaudit logs one statement on several lines: once per relation with ``log_relati
 rows are counted once, the tables are the distinct relations, and the command is the
 statement's own (COPY for ``COPY (SELECT ...) TO``, whose rows sit on the SELECT line).
 
-Most statements of a real log are logged on one line, and most of the others on lines
-that share their command and sub-statement id: only the remaining few pay for picking
-the statement's own command line by line.
+All lines go through one ``group_by`` (a statement logged on one line merges into
+itself). Most statements are logged on lines that share their command and sub-statement
+id: only the remaining few pay for picking the statement's own command line by line.
 """
 
 from __future__ import annotations
@@ -33,48 +33,24 @@ def merge_statements(
     With a ``holdback``, the lines of statements whose last line is within
     ``holdback`` of the newest line are returned instead of merged, so a statement
     whose lines straddle two chunks is merged once the next chunk arrives.
+
+    One ``group_by`` merges every statement, those logged on one line too: for a lone
+    line each aggregate is the line's own value, and grouping once costs less than
+    counting the lines per statement first to route the lone ones around it.
     """
-    lines = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical_relaxed")
-    lines = lines.with_columns(
-        pl.len().over(KEY).alias("_n"),
-        pl.col("event_time").max().over(KEY).alias("_last"),
-    )
+    # One piece per column: every eager operation on a frame in pieces joins them first.
+    lines = pl.concat(parts, how="vertical_relaxed").rechunk()
+    merged = _merge_groups(lines)
     held = None
     if holdback is not None:
         cutoff = lines["event_time"].max() - holdback  # type: ignore[operator]
-        lines, held = _split_recent(lines, lines["_last"] >= cutoff)
-        held = held.drop("_n", "_last")
-        if lines.is_empty():
-            return empty_events(), held
-    text = (
-        pl.when(~pl.col("statement").is_in([NOT_LOGGED, PREVIOUSLY_LOGGED]))
-        .then(pl.col("statement"))
-        .alias("_text")
-    )
-    param = (
-        pl.when(~pl.col("parameter").is_in([NOT_LOGGED, PREVIOUSLY_LOGGED, NO_PARAMETERS]))
-        .then(pl.col("parameter"))
-        .alias("_param")
-    )
-    single_rows = lines["_n"] == 1
-    single = lines.filter(single_rows).select(
-        *KEY,
-        "event_time", "source", "line", *SESSION_FIELDS, "pid", "session_id",
-        "audit_type", "substatement_id", "command_tag", "command_class", "object_type",
-        pl.when(pl.col("object_name") != "")
-        .then(pl.concat_list("object_name"))
-        .otherwise(pl.lit([], pl.List(pl.String)))
-        .alias("tables"),
-        text.alias("statement"),
-        param,
-        "rows",
-        (pl.col("command_tag") == "SELECT").alias("_has_select"),
-    )  # fmt: skip
-    merged = [single]
-    if not single_rows.all():
-        multi = lines.filter(~single_rows).with_columns(text, param)
-        merged.append(_merge_multi(multi).select(single.columns))
-    statements = merged[0] if len(merged) == 1 else pl.concat(merged, how="vertical_relaxed")
+        recent = merged.get_column("_last") >= cutoff
+        if recent.any():
+            held = _held_lines(lines, merged.filter(recent))
+            merged = merged.filter(~recent)
+            if merged.is_empty():
+                return empty_events(), held
+    statements = _choose_commands(lines, merged)
     tag = pl.col("command_tag")
     unknown = (pl.col("rows") == 0) & (
         (tag == "FETCH") | ((tag == "COPY") & ~pl.col("_has_select"))
@@ -89,51 +65,76 @@ def merge_statements(
         .otherwise(pl.lit("counted"))
         .alias("rows_status"),
         pl.when(unknown).then(None).otherwise(pl.col("rows")).alias("rows"),
-    ), held
+    ).drop("_uniform", "_pos", "_last"), held
 
 
-def _split_recent(lines: pl.DataFrame, recent: pl.Series) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``(lines.filter(~recent), lines.filter(recent))``.
+def _held_lines(lines: pl.DataFrame, held: pl.DataFrame) -> pl.DataFrame:
+    """The lines of the ``held`` statements, in input order.
 
-    In a time-ordered log the recent lines are the last ones: then two slices (no copy)
-    do instead of two filters, each of which copies every column.
+    In a time-ordered log they are the last lines: then a slice (no copy) does.
     """
-    n, k = lines.height, int(recent.sum())
-    if recent.null_count() == 0 and (k == 0 or recent.slice(n - k).all()):
-        return lines.slice(0, n - k), lines.slice(n - k)
-    return lines.filter(~recent), lines.filter(recent)
+    positions = held.get_column("_pos").explode()
+    first = positions.min()
+    n = lines.height
+    if positions.len() == n - first:  # type: ignore[operator]
+        return lines.slice(first)  # type: ignore[arg-type]
+    return lines[positions.sort()]
 
 
-def _merge_multi(lines: pl.DataFrame) -> pl.DataFrame:
-    """Merge statements logged on several lines (per relation, per sub-statement)."""
+def _merge_groups(lines: pl.DataFrame) -> pl.DataFrame:
+    """One row per statement (per relation, per sub-statement lines merged).
+
+    ``_last`` is the statement's newest line time, ``_pos`` its line positions and
+    ``_uniform`` whether its lines agree on command and sub-statement.
+    """
     tag, sub = pl.col("command_tag"), pl.col("substatement_id")
-    lines = lines.with_row_index("_pos")
-    merged = lines.group_by(KEY, maintain_order=True).agg(
-        pl.col("event_time").min(),
-        pl.col("source").first(),
-        pl.col("line").min(),
-        *[pl.col(f).first() for f in (*SESSION_FIELDS, "pid", "session_id")],
-        pl.when((pl.col("audit_type") == "SESSION").any())
-        .then(pl.lit("SESSION"))
-        .otherwise(pl.lit("OBJECT"))
-        .alias("audit_type"),
-        sub.min(),
-        tag.first(),
-        pl.col("command_class").first(),
-        # Lines that agree on command and sub-statement need no choosing: the first is
-        # the one (valid audit lines always carry both).
-        ((tag.min() == tag.max()) & (sub.min() == sub.max())).alias("_uniform"),
-        pl.col("object_type").drop_nulls().first(),
-        pl.col("object_name")
-        .filter(pl.col("object_name") != "")
-        .unique(maintain_order=True)
-        .alias("tables"),
-        pl.col("_text").drop_nulls().first().alias("statement"),
-        pl.col("_param").drop_nulls().first().alias("_param"),
-        pl.col("rows").max(),
-        (tag == "SELECT").any().alias("_has_select"),
-        pl.col("_pos"),  # the group's line positions (nearly free: they are the groups)
+    statement, parameter = pl.col("statement"), pl.col("parameter")
+    return (
+        lines.with_row_index("_pos")
+        .group_by(KEY, maintain_order=True)
+        .agg(
+            pl.col("event_time").min(),
+            pl.col("event_time").max().alias("_last"),
+            pl.col("source").first(),
+            pl.col("line").min(),
+            *[pl.col(f).first() for f in (*SESSION_FIELDS, "pid", "session_id")],
+            pl.when((pl.col("audit_type") == "SESSION").any())
+            .then(pl.lit("SESSION"))
+            .otherwise(pl.lit("OBJECT"))
+            .alias("audit_type"),
+            sub.min(),
+            tag.first(),
+            pl.col("command_class").first(),
+            # Lines that agree on command and sub-statement need no choosing: the first
+            # is the one (valid audit lines always carry both).
+            ((tag.min() == tag.max()) & (sub.min() == sub.max())).alias("_uniform"),
+            pl.col("object_type").drop_nulls().first(),
+            pl.col("object_name")
+            .filter(pl.col("object_name") != "")
+            .unique(maintain_order=True)
+            .alias("tables"),
+            # Placeholders are no text: the first line that has one gives it.
+            statement.filter((statement != NOT_LOGGED) & (statement != PREVIOUSLY_LOGGED))
+            .first()
+            .alias("statement"),
+            parameter.filter(
+                (parameter != NOT_LOGGED)
+                & (parameter != PREVIOUSLY_LOGGED)
+                & (parameter != NO_PARAMETERS)
+            )
+            .first()
+            .alias("_param"),
+            pl.col("rows").max(),
+            (tag == "SELECT").any().alias("_has_select"),
+            pl.col("_pos"),  # the group's line positions (nearly free: they are the groups)
+        )
+        .rechunk()  # group_by returns pieces; every eager step would join them again
     )
+
+
+def _choose_commands(lines: pl.DataFrame, merged: pl.DataFrame) -> pl.DataFrame:
+    """Give statements whose lines disagree on the command their own command."""
+    tag, sub = pl.col("command_tag"), pl.col("substatement_id")
     mixed = ~merged.get_column("_uniform")
     if not mixed.any():
         return merged

@@ -35,7 +35,7 @@ from streams.deadletter import REJECT_SCHEMA, empty_rejects
 from streams.pg_merge import SESSION_FIELDS, merge_statements
 from streams.pg_time import DEFAULT_ABBREVIATIONS, with_utc_time
 from streams.pgaudit_payload import parse_audit
-from streams.schema import conform, empty_events
+from streams.schema import EVENT_SCHEMA, conform, empty_events
 
 #: Columns a format parser must provide (nullable where the format lacks them).
 RECORD_COLUMNS: Final = pl.Schema(
@@ -80,6 +80,8 @@ _OTHER_INPUT: Final = (
     "source", "line", "event_time", "session_key", *_SESSION_FIELDS, "pid", "session_id",
     "severity", "sqlstate", "message", "query", "_order",
 )  # fmt: skip
+#: What :meth:`PgEventBuilder._finish` needs of its parts: the events' columns and keys.
+_FINISH_COLUMNS: Final = frozenset(EVENT_SCHEMA) | {"source", "line"}
 _AUTH_FAILED = (
     r'^(?:password authentication failed for user|role "[^"]*" does not exist'
     r"|no pg_hba\.conf entry for host|pg_hba\.conf rejects connection"
@@ -156,10 +158,13 @@ def prepare_records(
         rejects.append(_rejects(audit.filter(forged), "forged_audit", raw_of))
     if (bad_payload & ~forged).any():
         rejects.append(_rejects(audit.filter(~forged & bad_payload), "bad_audit_payload", raw_of))
-    audit = audit.select(*_LINE_COLUMNS, "_order")
     usable = ~forged & ~bad_payload
+    # Lazily, so only the kept columns are joined into one piece (an eager select or
+    # filter on a frame in pieces joins every column first, the message text too).
+    lines = audit.lazy().select(*_LINE_COLUMNS, "_order")
     if not usable.all():
-        audit = audit.filter(usable)
+        lines = lines.filter(usable)
+    audit = lines.collect().rechunk()
     return PreparedRecords(
         records=records.select("_order", "session_key", "message", "severity", *_SESSION_FIELDS),
         audit=audit,
@@ -376,7 +381,14 @@ class PgEventBuilder:
         frames = [p for p in parts if not p.is_empty()]
         if not frames:
             return empty_events()
-        events = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+        # Only what the events keep is joined and copied (session events still carry
+        # their message text); lazily, so no frame is joined whole first. One piece per
+        # column after: every eager operation on a frame in pieces joins them first.
+        events = pl.concat(
+            [f.lazy().select(c for c in f.columns if c in _FINISH_COLUMNS) for f in frames],
+            how="diagonal_relaxed",
+        ).collect()
+        events = events.rechunk()
         order = events.select(
             pl.arg_sort_by("event_time", "source", "line", maintain_order=True)
         ).to_series()

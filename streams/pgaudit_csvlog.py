@@ -43,36 +43,34 @@ _RECORD_START = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 _NEEDED: Final = (0, 1, 2, 3, 4, 5, 11, 12, 13, 18, 19, 22)
 
 
-def _records(frame: pl.DataFrame, source: str, first_line: int) -> pl.DataFrame:
-    """Map csvlog columns onto the shared record frame and number physical lines."""
-    newlines = pl.sum_horizontal(
-        [
-            pl.col(c).str.count_matches("\n", literal=True).fill_null(0)
-            for c in frame.columns
-            if c in _FREE_TEXT
-        ]
-    )
-    span = newlines + 1
-    # connection_from is "host:port" (IPv6 hosts contain colons too); split each distinct
-    # value once, since a session repeats it on every record, and join it back.
-    hosts = (
-        frame.select(pl.col("connection_from").unique().drop_nulls())
-        .with_columns(
-            pl.col("connection_from")
-            .str.extract_groups(r"^(?<client_ip>.*?)(?::(?<client_port>\d+))?$")
-            .alias("s")
+def _records(
+    frame: pl.DataFrame, source: str, first_line: int, *, one_line_each: bool = False
+) -> pl.DataFrame:
+    """Map csvlog columns onto the shared record frame and number physical lines.
+
+    ``one_line_each`` says the caller knows no record spans several lines.
+    """
+    if one_line_each:
+        span = pl.lit(1, pl.UInt32)
+    else:
+        newlines = pl.sum_horizontal(
+            [
+                pl.col(c).str.count_matches("\n", literal=True).fill_null(0)
+                for c in frame.columns
+                if c in _FREE_TEXT
+            ]
         )
-        .unnest("s")
-        .with_columns(pl.col("client_port").cast(pl.Int32, strict=False))
-    )
-    # Join only the key: a join copies every column of its left side.
-    mapped = frame.select("connection_from").join(
-        hosts, on="connection_from", how="left", maintain_order="left"
-    )
-    frame = frame.with_columns(mapped["client_ip"], mapped["client_port"])
+        # A series, not an expression: "line" and "_span" both use it, and an eager
+        # select would count every column's newlines once for each.
+        span = frame.select((newlines + 1).alias("_span")).to_series()
+    frame = frame.with_columns(_client_address(frame))
     return frame.select(
         pl.lit(source).alias("source"),
-        (pl.lit(first_line, pl.Int64) + span.cum_sum() - span).alias("line"),
+        (
+            pl.int_range(first_line, first_line + pl.len(), dtype=pl.Int64)
+            if one_line_each
+            else pl.lit(first_line, pl.Int64) + span.cum_sum() - span
+        ).alias("line"),
         pl.col("log_time").alias("timestamp"),
         pl.col("process_id").cast(pl.Int64, strict=False).alias("pid"),
         pl.col("session_id"),
@@ -91,6 +89,43 @@ def _records(frame: pl.DataFrame, source: str, first_line: int) -> pl.DataFrame:
         pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"),
         span.alias("_span"),
     )
+
+
+def _split_hosts(values: pl.DataFrame) -> pl.DataFrame:
+    """``connection_from`` values ("host:port"; IPv6 hosts hold colons too) -> ip, port."""
+    return (
+        values.with_columns(
+            pl.col("connection_from")
+            .str.extract_groups(r"^(?<client_ip>.*?)(?::(?<client_port>\d+))?$")
+            .alias("s")
+        )
+        .unnest("s")
+        .with_columns(pl.col("client_port").cast(pl.Int32, strict=False))
+    )
+
+
+def _client_address(frame: pl.DataFrame) -> list[pl.Series]:
+    """``client_ip`` and ``client_port`` of every record, each distinct value split once.
+
+    A session repeats its address on every record. When sessions come in long runs of
+    records (most do), each run's first record is split and copied down the run;
+    otherwise each distinct value is split and joined back.
+    """
+    address = pl.col("connection_from")
+    starts = frame.select(
+        (address.ne_missing(address.shift(1)) | (pl.int_range(pl.len()) == 0)).alias("s")
+    ).to_series()
+    runs = int(starts.sum())
+    if runs * 4 <= frame.height:
+        heads = _split_hosts(frame.select(address.filter(starts)))
+        run = starts.cast(pl.UInt32).cum_sum() - 1
+        return [heads.get_column(c).gather(run) for c in ("client_ip", "client_port")]
+    hosts = _split_hosts(frame.select(address.unique().drop_nulls()))
+    # Join only the key: a join copies every column of its left side.
+    mapped = frame.select("connection_from").join(
+        hosts, on="connection_from", how="left", maintain_order="left"
+    )
+    return [mapped.get_column(c) for c in ("client_ip", "client_port")]
 
 
 def _raw_from_bytes(data: bytes, records: pl.DataFrame, first_line: int) -> RawLookup:
@@ -176,8 +211,10 @@ class PgauditCsvlogParser:
         frame = self._fast(data, _NEEDED)
         if frame is None:
             return None
-        records = _records(frame, source, first_line)
         physical = count_lines(data) if lines is None else lines
+        # As many records as lines: every record is one line (none is empty), so there
+        # are no newlines to count.
+        records = _records(frame, source, first_line, one_line_each=frame.height == physical)
         if records["_span"].sum() != physical:
             # A column we skipped holds a newline: read them all to number lines right.
             frame = self._fast(data, None)
@@ -230,6 +267,9 @@ class PgauditCsvlogParser:
             return None
         if frame.height == 0 or frame.width != len(picked):
             return None
+        # The reader returns each column in many pieces, and every eager operation on a
+        # frame in pieces first joins all of its columns again: join them once here.
+        frame = frame.rechunk()
         frame.columns = [CSV_COLUMNS[i] for i in picked]
         ok = (
             frame["log_time"].str.contains(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")

@@ -43,15 +43,19 @@ def split_parameters(values: pl.Series) -> pl.Series:
         pl.when(placeholder).then(pl.lit(None, pl.List(pl.String))).otherwise(out)
     ).to_series()
     if quoted.any():
-        # Flat (rank, field) pairs build far faster than a Series of Python lists.
-        texts = values.filter(quoted).to_list()
+        # Each distinct list is parsed once (a statement run again and again binds the
+        # same values), and flat (rank, field) pairs build far faster than a Series of
+        # Python lists.
+        quoted_values = values.filter(quoted)
+        distinct = quoted_values.unique(maintain_order=True)
+        texts = distinct.to_list()
         ranks: list[int] = []
         fields: list[str] = []
         for rank, text in enumerate(texts):
             parsed = _split_parameters(text)
             ranks.extend([rank] * len(parsed))
             fields.extend(parsed)
-        parsed_lists = (
+        distinct_lists = (
             pl.DataFrame({"r": pl.int_range(len(texts), eager=True, dtype=pl.UInt32)})
             .join(
                 pl.DataFrame(
@@ -66,6 +70,17 @@ def split_parameters(values: pl.Series) -> pl.Series:
             )
             .get_column("p")
         )
+        which = (
+            quoted_values.to_frame("v")
+            .join(
+                distinct.to_frame("v").with_row_index("r"),
+                on="v",
+                how="left",
+                maintain_order="left",
+            )
+            .get_column("r")
+        )
+        parsed_lists = distinct_lists.gather(which)
         # Each quoted value's rank among the quoted ones picks its list; an empty
         # parse (null) keeps the comma split, as before.
         rank_of = pl.select(pl.when(quoted).then(quoted.cast(pl.UInt32).cum_sum() - 1)).to_series()
@@ -187,23 +202,35 @@ def parse_audit(frame: pl.DataFrame, message: str = "message") -> pl.DataFrame:
     if general.any():
         # A minority of rows: parse them alone and put the fields back in place.
         rows = general.arg_true()
-        lazy = parsed.select(pl.col("_f6").gather(rows).alias("_g0")).lazy()
+        tails = parsed.get_column("_f6").gather(rows).rename("_g0")
+        # The split is a function of the text alone: a statement run again and again
+        # logs the same tail, so parse each distinct one once when that saves work.
+        distinct = tails.unique(maintain_order=True)
+        dedupe = distinct.len() * 2 <= tails.len()
+        lazy = (distinct if dedupe else tails).to_frame().lazy()
         lazy = _take_field(lazy, "_g0", "object_name", "_g1")
         lazy = _take_field(lazy, "_g1", "statement", "_g2")
         lazy = _take_field(lazy, "_g2", "parameter", "_r3")
-        fields = lazy.select("object_name", "statement", "parameter", "_r3").collect()
-        parsed = parsed.with_columns(
+        fields = lazy.select("_g0", "object_name", "statement", "parameter", "_r3").collect()
+        if dedupe:
+            fields = tails.to_frame().join(fields, on="_g0", how="left", maintain_order="left")
+        fields = fields.drop("_g0")
+        # Lazy steps on ``parsed``: an eager one would first join every column's pieces.
+        lazy = parsed.lazy().with_columns(
             parsed.get_column(name).scatter(rows, fields.get_column(name))
             for name in fields.columns
         )
-    lazy = parsed.lazy().with_columns(
+    else:
+        lazy = parsed.lazy()
+    lazy = lazy.with_columns(
         pl.col("_f1").cast(pl.Int64, strict=False).alias("statement_id"),
         pl.col("_f2").cast(pl.Int64, strict=False).alias("substatement_id"),
         pl.col("_r3").cast(pl.Int64, strict=False).alias("rows"),
     )
     kind = pl.col("_f0")
+    session = kind == _TYPE_PREFIX + "SESSION"
     valid = (
-        kind.is_in([_TYPE_PREFIX + "SESSION", _TYPE_PREFIX + "OBJECT"])
+        (session | (kind == _TYPE_PREFIX + "OBJECT"))
         & pl.col("statement_id").is_not_null()
         & pl.col("substatement_id").is_not_null()
         & pl.col("statement").is_not_null()
@@ -211,7 +238,10 @@ def parse_audit(frame: pl.DataFrame, message: str = "message") -> pl.DataFrame:
         & (pl.col("_r3").is_null() | pl.col("rows").is_not_null())
     )
     lazy = lazy.with_columns(
-        pl.when(valid).then(kind.str.strip_prefix(_TYPE_PREFIX)).alias("audit_type"),
+        # Constants, not the prefix stripped off every row.
+        pl.when(valid)
+        .then(pl.when(session).then(pl.lit("SESSION")).otherwise(pl.lit("OBJECT")))
+        .alias("audit_type"),
         pl.col("_f3").alias("command_class"),
         pl.col("_f4").alias("command_tag"),
         pl.when(pl.col("_f5") != "").then(pl.col("_f5")).alias("object_type"),
