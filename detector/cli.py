@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from detector.config import load_config
+from detector.parse_command import COMPRESSIONS
 from streams.exceptions import ExfilDetectorError
 from streams.file_source import FORMATS
 
@@ -69,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="add SQL-analysis columns (tables, sensitive columns, row estimates, ...)",
     )
     p.add_argument("--catalog", type=Path, default=None, help="sensitivity catalog TOML")
+    p.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        default="lz4",
+        help="Parquet codec (default lz4: fastest to write; zstd: smallest)",
+    )
     p.add_argument(
         "--dead-letter",
         type=Path,
@@ -135,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out=args.out,
                 dead_letter=args.dead_letter,
                 analyse=args.analyse or args.catalog is not None,
+                compression=args.compression,
             )
         if args.command == "replay":
             from detector.replay_command import run_replay
