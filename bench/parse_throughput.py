@@ -22,11 +22,11 @@ import csv
 import datetime as dt
 import io
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from child import run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOT = ROOT / "tests" / "data" / "real" / "pg" / "pgbadger-prefix.csv"
@@ -72,22 +72,6 @@ def write_csvlog(path: Path, lines: int) -> int:
     return written
 
 
-_RSS = "import resource; print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-
-
-def _child(code: str) -> tuple[str, int]:
-    """Run ``code`` in a fresh interpreter; return its stdout and its own peak RSS (bytes)."""
-    done = subprocess.run(
-        [sys.executable, "-c", code + "\n" + _RSS],
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    out, rss = done.stdout.rsplit("RSS", 1)
-    return out, int(rss) * 1024
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=2_000_000)
@@ -119,11 +103,11 @@ def main() -> int:
     floor_rss = parse_rss = 0
     summary = records = ""
     for _ in range(args.repeat):
-        floor_out, rss = _child(floor_code)
+        floor_out, rss = run_child(floor_code)
         records, floor_text = floor_out.split()
         floors.append(float(floor_text))
         floor_rss = max(floor_rss, rss)
-        parse_out, rss = _child(parse_code)
+        parse_out, rss = run_child(parse_code)
         summary, parse_text = parse_out.rsplit("SECONDS", 1)
         parses.append(float(parse_text))
         parse_rss = max(parse_rss, rss)

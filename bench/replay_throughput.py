@@ -51,13 +51,14 @@ import random
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from child import run_child
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "detector" / "data" / "sample" / "postgresql.csv"
@@ -289,24 +290,6 @@ def write_config(path: Path) -> None:
     )
 
 
-_RSS = "import resource; print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-
-
-def _child(code: str) -> tuple[str, int]:
-    """Run ``code`` in a fresh interpreter; return its stdout and its own peak RSS (bytes)."""
-    done = subprocess.run(
-        [sys.executable, "-c", code + "\n" + _RSS],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    if done.returncode != 0 or "RSS" not in done.stdout:
-        sys.exit(f"child failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    out, rss = done.stdout.rsplit("RSS", 1)
-    return out, int(rss) * 1024
-
-
 def _summary_value(text: str, label: str) -> int:
     match = re.search(rf"^{label}\s+([\d,]+)", text, re.MULTILINE)
     if match is None:
@@ -346,14 +329,14 @@ def measure(log: Path, cfg: Path, tmp: Path, repeat: int) -> dict[str, float]:
     floor_rss = replay_rss = 0
     summary = ""
     for _ in range(repeat):
-        out, rss = _child(floor_code)
+        out, rss = run_child(floor_code)
         floors.append(float(out.split()[1]))
         floor_rss = max(floor_rss, rss)
-        out, rss = _child(replay_code)
+        out, rss = run_child(replay_code)
         summary, seconds = out.rsplit("SECONDS", 1)
         replays.append(float(seconds))
         replay_rss = max(replay_rss, rss)
-    out, state_rss = _child(state_code)
+    out, state_rss = run_child(state_code)
     mem = json.loads(out)
     tracked = max(mem["users"], 1)
     return {

@@ -121,21 +121,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _source_values(args: argparse.Namespace) -> dict[str, object]:
+    """The config values of the flags :func:`_add_source_flags` (and ``--catalog``) add."""
+    return {
+        "format": args.format,
+        "log_line_prefix": args.log_line_prefix,
+        "server": args.server,
+        "mariadb_timezone": args.mariadb_timezone,
+        "tz_abbreviations": dict(args.tz_abbrev) if args.tz_abbrev else None,
+        "catalog": args.catalog,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "parse":
             from detector.parse_command import run_parse
 
-            flags = {
-                "format": args.format,
-                "log_line_prefix": args.log_line_prefix,
-                "server": args.server,
-                "mariadb_timezone": args.mariadb_timezone,
-                "tz_abbreviations": dict(args.tz_abbrev) if args.tz_abbrev else None,
-                "catalog": args.catalog,
-            }
-            config = load_config(args.config, flags)
+            config = load_config(args.config, _source_values(args))
             return run_parse(
                 args.paths,
                 config,
@@ -147,13 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "replay":
             from detector.replay_command import run_replay
 
-            flags = {
-                "format": args.format,
-                "log_line_prefix": args.log_line_prefix,
-                "server": args.server,
-                "mariadb_timezone": args.mariadb_timezone,
-                "tz_abbreviations": dict(args.tz_abbrev) if args.tz_abbrev else None,
-                "catalog": args.catalog,
+            flags = _source_values(args) | {
                 "state": args.state,
                 "alerts_per_day": args.alerts_per_day,
                 "feedback": args.feedback,
