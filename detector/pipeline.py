@@ -166,7 +166,9 @@ class Pipeline:
                 assert isinstance(epoch, dt.datetime)
                 if st.learn_epoch is not None and epoch > st.learn_epoch:
                     self._learn()
-                st.learn_epoch = epoch
+                # a late statement may belong to an epoch already learned: it is judged
+                # now, and the epoch clock never runs backwards
+                st.learn_epoch = epoch if st.learn_epoch is None else max(epoch, st.learn_epoch)
                 alerts += self._judge(part.drop("_epoch"))
         done = watermark is not None and st.learn_epoch is not None
         if done and watermark >= st.learn_epoch + self.epoch:  # type: ignore[operator]
