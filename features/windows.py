@@ -9,8 +9,8 @@ returns the closed windows as rows of the window frame (:data:`WINDOW_FEATURES` 
 context). An event older than a closed window (later than ``lateness``) is counted in
 ``late_events_`` and added to the user's first open window: counts are never dropped.
 
-Distinct counts (people, templates, tables) keep their distinct keys until the window
-closes; evidence keeps the 5 statements with the most sensitive rows.
+Distinct counts (people, templates, tables) keep their keys (unique per batch) until the
+window closes; evidence keeps the 5 statements with the most sensitive rows.
 
 >>> import datetime as dt
 >>> t0 = dt.datetime(2024, 3, 4, 9, tzinfo=dt.UTC)
@@ -187,8 +187,11 @@ class _Open:
     def merge(self, other: _Open) -> _Open:
         return _Open(
             _sums(pl.concat([self.sums, other.sums]), first=False),
+            # Sets stay unique per batch only: a value seen in two batches is kept twice
+            # until the window closes (duplicates cost less than re-deduplicating every
+            # open window's set on every batch).
             {
-                name: pl.concat([frame, other.sets[name]]).unique(maintain_order=True)
+                name: pl.concat([frame, other.sets[name]], rechunk=False)
                 for name, frame in self.sets.items()
             },
             _top_evidence(pl.concat([self.evidence, other.evidence])),
@@ -211,11 +214,12 @@ class _Open:
     def close(self, scale: str, every: dt.timedelta) -> pl.DataFrame:
         """The window-frame rows of these windows."""
         frame = self.sums
+        sets = {name: rows.unique() for name, rows in self.sets.items()}
         for name, out in _COUNTED.items():
-            counts = self.sets[name].group_by(*_KEY).agg(pl.len().cast(pl.Float64).alias(out))
+            counts = sets[name].group_by(*_KEY).agg(pl.len().cast(pl.Float64).alias(out))
             frame = frame.join(counts, on=_KEY, how="left")
         for name in _LISTED:
-            lists = self.sets[name].sort("value").group_by(*_KEY).agg(pl.col("value").alias(name))
+            lists = sets[name].sort("value").group_by(*_KEY).agg(pl.col("value").alias(name))
             frame = frame.join(lists, on=_KEY, how="left")
         evidence = self.evidence.group_by(*_KEY, maintain_order=True).agg(
             pl.struct(*(f.name for f in EVIDENCE_DTYPE.fields)).alias("evidence")
