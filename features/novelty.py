@@ -53,13 +53,12 @@ class SeenSets:
     def __init__(self) -> None:
         pass
 
-    def _is_new(self, keys: pl.Series) -> np.ndarray:
-        """New = first occurrence in this batch and in none of the remembered runs."""
-        new = keys.is_first_distinct().to_numpy()
-        values = keys.to_numpy()
+    def _is_new(self, keys: np.ndarray) -> np.ndarray:
+        """Which of these (distinct) keys none of the remembered runs holds."""
+        new = np.ones(keys.size, dtype=bool)
         for run in getattr(self, "runs_", ()):
-            pos = np.minimum(np.searchsorted(run, values), run.size - 1)
-            new &= run[pos] != values
+            pos = np.minimum(np.searchsorted(run, keys), run.size - 1)
+            new &= run[pos] != keys
         return new
 
     def _remember(self, new_keys: list[np.ndarray]) -> None:
@@ -81,23 +80,29 @@ class SeenSets:
         base = base.with_row_index("_row")
         seen_keys: list[np.ndarray] = []
 
-        def scalar(kind: str, col: str) -> np.ndarray:
-            keys = base.select(_key(kind, pl.col(col)))["key"]
+        def first_sightings(kind: str, pairs: pl.DataFrame) -> pl.DataFrame:
+            """(row, item) of the first row of each (user, item) pair new to the user.
+
+            Hashes only the batch's distinct pairs: a user repeats the same tables,
+            templates and address thousands of times."""
+            first = pairs.unique(["user", "item"], keep="first", maintain_order=True)
+            keys = first.select(_key(kind, pl.col("item")))["key"].to_numpy()
             new = self._is_new(keys)
-            seen_keys.append(keys.to_numpy()[new])
-            return new.astype(np.float64)
+            seen_keys.append(keys[new])
+            return first.filter(pl.Series(new)).select("_row", "item")
+
+        def scalar(kind: str, col: str) -> np.ndarray:
+            pairs = base.select("_row", "user", pl.col(col).alias("item"))
+            new = first_sightings(kind, pairs)
+            return np.bincount(new["_row"].to_numpy(), minlength=n).astype(np.float64)
 
         def listed(kind: str, col: str) -> tuple[np.ndarray, pl.DataFrame]:
-            flat = (
+            pairs = (
                 base.select("_row", "user", pl.col(col).alias("item"))
                 .explode("item")
                 .drop_nulls("item")
-                .with_columns(_key(kind, pl.col("item")))
             )
-            keys = flat["key"]
-            is_new = self._is_new(keys)
-            seen_keys.append(keys.to_numpy()[is_new])
-            new = flat.filter(pl.Series(is_new))
+            new = first_sightings(kind, pairs)
             counts = np.bincount(new["_row"].to_numpy(), minlength=n).astype(np.float64)
             return counts, new
 
