@@ -3,7 +3,8 @@
 :class:`Scorer` owns the online models of :mod:`models` (one set per window scale) and
 the user -> index and role -> peer-group maps they are indexed by. It adds the model
 columns of the window frame (``z_*``, ``typical_*``, ``peer_typical_*``, ``max_*``,
-``history``, ``hour_surprise``, ``cusum_sensitive_rows``, ``multivariate``,
+``history``, ``hour_surprise``, ``cusum_sensitive_rows``, ``excess_since`` (first day of
+the running multi-day excess), ``multivariate``,
 ``raw_score``; see ARCHITECTURE.md) and learns from windows that raised no alert.
 
 Statement-scale rows (one big statement judged alone) are scored against the user's
@@ -33,7 +34,7 @@ import polars as pl
 from features.windows import WINDOW_FEATURES
 from models.baseline import RobustBaseline
 from models.cusum import Cusum
-from models.entity_index import distinct_rounds
+from models.entity_index import distinct_rounds, gather
 from models.hour_profile import HourProfile
 from models.multivariate import HalfSpaceScorer
 from models.peer_clusters import PeerClusters
@@ -124,6 +125,8 @@ class Scorer:
         self.user_group_ = np.empty(0, dtype=np.int32)
         # event time (s) up to which each user's activity is covered by an alert
         self.alerted_until_ = np.empty(0, dtype=np.float64)
+        # start (s) of the day the current multi-day excess began; NaN when there is none
+        self.excess_since_ = np.empty(0, dtype=np.float64)
         self.baselines_ = {s: RobustBaseline(n) for s in ("5m", "1h", "1d")}
         self.peers_ = {s: RobustBaseline(n) for s in ("5m", "1h", "1d")}
         # Hours of the week, folded to weekday and weekend hours (48): a weekday worker at
@@ -163,7 +166,10 @@ class Scorer:
             until[: self.alerted_until_.size] = self.alerted_until_
             unroled = np.zeros(grown, dtype=bool)
             unroled[: self.unroled_.size] = self.unroled_
+            since = np.full(grown, np.nan)
+            since[: self.excess_since_.size] = self.excess_since_
             self.user_group_, self.alerted_until_, self.unroled_ = group, until, unroled
+            self.excess_since_ = since
         roles = new["role"].fill_null("")
         for role in roles.unique(maintain_order=True).to_list():
             self.groups_.setdefault(role or DEFAULT_GROUP, len(self.groups_))
@@ -188,6 +194,7 @@ class Scorer:
         history = np.zeros(n, dtype=np.int64)
         referenced = np.zeros(n, dtype=bool)
         cusum = np.zeros(n)
+        since = np.full(n, np.nan)
         base_scale = items["scale"].replace_strict(BASELINE_OF).to_numpy()
         for scale in ("5m", "1h", "1d"):
             rows = np.flatnonzero(base_scale == scale)
@@ -209,6 +216,7 @@ class Scorer:
             days = items[day].with_columns(history=pl.Series(history[day]))
             excess = self._daily_excess(days, idx[day], z[day, _SENSITIVE])
             cusum[day] = self.cusum_.score_many(idx[day], excess)[:, 0]
+            since[day] = self._excess_since(idx[day], days, cusum[day])
         hours = _week_hour(items)
         surprise = self.hours_.surprise_many(idx, hours, prior_idx=gidx, prior=self.peer_hours_)
         surprise[day] = 0.0  # a day window has no hour
@@ -230,10 +238,19 @@ class Scorer:
             "history": history,
             "hour_surprise": surprise,
             "cusum_sensitive_rows": cusum,
+            "excess_since": since,
             "multivariate": multivariate,
             "raw_score": raw,
         }
-        frame = pl.DataFrame(columns).with_columns(pl.selectors.float().fill_nan(None))
+        frame = (
+            pl.DataFrame(columns)
+            .with_columns(pl.selectors.float().fill_nan(None))
+            .with_columns(
+                excess_since=(pl.col("excess_since") * 1e6)
+                .cast(pl.Int64)
+                .cast(pl.Datetime("us", "UTC"))
+            )
+        )
         return items.with_columns(
             role=roles,
             service=roles.is_in(list(self.service_roles)),
@@ -257,6 +274,16 @@ class Scorer:
             multivariate=pl.Series(multivariate),
             raw_score=pl.col("raw_score") + 2.0 * pl.Series(multivariate),
         )
+
+    def _excess_since(self, idx: np.ndarray, days: pl.DataFrame, after: np.ndarray) -> np.ndarray:
+        """Start (s) of the first day of each user's running multi-day excess, given the
+        excess ``after`` this day; NaN when there is none."""
+        start = days["window_start"].dt.epoch("us").to_numpy() / 1e6
+        state = getattr(self.cusum_, "S_", None)
+        before = np.zeros(idx.size) if state is None else gather(state, idx, 0.0)[:, 0]
+        known = self.excess_since_[idx]
+        since = np.where((before > 0) & ~np.isnan(known), known, start)
+        return np.where(after > 0, since, np.nan)
 
     def _covered(self, frame: pl.DataFrame, idx: np.ndarray) -> np.ndarray:
         """Rows whose window overlaps activity an alert already reported."""
@@ -299,6 +326,7 @@ class Scorer:
         reset = np.flatnonzero(~quiet & day)
         if reset.size:
             self.cusum_.reset_many(np.unique(idx[reset]))
+            self.excess_since_[idx[reset]] = np.nan
         # The multi-day excess learns from every day not alerted on, including the days
         # it keeps from teaching the baselines (the gate below).
         days = np.flatnonzero(quiet & day)
@@ -306,7 +334,10 @@ class Scorer:
             zs = frame["z_sensitive_rows"].fill_null(0.0).to_numpy()[days]
             excess = self._daily_excess(frame[days], idx[days], zs)
             for r in distinct_rounds(idx[days]):
-                self.cusum_.learn_many(idx[days][r], excess[r])
+                users, rows = idx[days][r], days[r]
+                after = self.cusum_.score_many(users, excess[r])[:, 0]
+                self.excess_since_[users] = self._excess_since(users, frame[rows], after)
+                self.cusum_.learn_many(users, excess[r])
         gated = day & (frame["cusum_sensitive_rows"].fill_null(0.0).to_numpy() >= self.cusum_gate)
         keep = quiet & (scale != "statement") & ~gated
         keep &= ~self._covered(frame, idx)

@@ -46,6 +46,7 @@ WINDOW_COLUMNS: Final[dict[str, ColumnKind]] = {
     "service": "boolean",
     "window_start": "time",
     "window_end": "time",
+    "excess_since": "time",
     **dict.fromkeys(MODEL_FEATURES, "numeric"),
     **{
         f"{p}_{f}": "numeric"

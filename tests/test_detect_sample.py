@@ -232,3 +232,10 @@ def test_warm_start_on_history_alerts_only_on_the_new_log(tmp_path: Path) -> Non
     cut = _t("2024-03-06T00:00:00+00:00")
     assert warm and all(a.detected_at > cut for a in warm)
     assert _as_json(warm) == _as_json([a for a in whole if a.detected_at > cut])
+
+
+def test_low_and_slow_says_when_the_trickle_began(alerts: list[Alert]) -> None:
+    (slow,) = [a for a in alerts if a.user == "investigator02"]
+    label = next(x for x in LABELS if x["scenario"] == "low_and_slow-week")
+    began = _t(label["start"]).date().isoformat()
+    assert any(f"since {began}" in r for r in slow.reasons), slow.reasons
