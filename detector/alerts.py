@@ -46,8 +46,9 @@ from detector.threat_rules import SEVERITIES, ThreatRule
 MAX_REASONS: Final = 6
 MAX_EVIDENCE: Final = 5
 DEFAULT_GROUP_GAP: Final = timedelta(hours=2)
-#: Kinds whose activity is spread thin get a longer gap.
-DEFAULT_KIND_GAPS: Final = {"low_and_slow": timedelta(days=3)}
+#: Kinds whose activity is spread thin get a longer gap (a trickle paused by a weekend
+#: is still one trickle).
+DEFAULT_KIND_GAPS: Final = {"low_and_slow": timedelta(days=7)}
 #: Runs of digits long enough to be an ID or phone number (ID check character X).
 SCRUB_PATTERN: Final = re.compile(r"\d{7,}[Xx]?")
 _REQUIRED: Final = ("user", "kind", "rule_id", "severity", "reasons", "window_start", "window_end")
@@ -179,7 +180,7 @@ class AlertBook:
         A match joins the user's newest alert when its activity starts at most this long
         after the alert's end.
     kind_gaps
-        Per-kind overrides of ``group_gap`` (default: 3 days for ``low_and_slow``).
+        Per-kind overrides of ``group_gap`` (default: 7 days for ``low_and_slow``).
 
     Examples
     --------

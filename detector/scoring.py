@@ -4,7 +4,8 @@
 the user -> index and role -> peer-group maps they are indexed by. It adds the model
 columns of the window frame (``z_*``, ``typical_*``, ``peer_typical_*``, ``max_*``,
 ``history``, ``hour_surprise``, ``cusum_sensitive_rows``, ``excess_since`` (first day of
-the running multi-day excess), ``multivariate``,
+the running multi-day excess), ``excess_days`` (consecutive days adding to it),
+``multivariate``,
 ``raw_score``; see ARCHITECTURE.md) and learns from windows that raised no alert.
 
 Statement-scale rows (one big statement judged alone) are scored against the user's
@@ -127,6 +128,8 @@ class Scorer:
         self.alerted_until_ = np.empty(0, dtype=np.float64)
         # start (s) of the day the current multi-day excess began; NaN when there is none
         self.excess_since_ = np.empty(0, dtype=np.float64)
+        # consecutive active days each adding to the excess (a trickle is sustained)
+        self.excess_days_ = np.empty(0, dtype=np.int16)
         self.baselines_ = {s: RobustBaseline(n) for s in ("5m", "1h", "1d")}
         self.peers_ = {s: RobustBaseline(n) for s in ("5m", "1h", "1d")}
         # Hours of the week, folded to weekday and weekend hours (48): a weekday worker at
@@ -168,8 +171,10 @@ class Scorer:
             unroled[: self.unroled_.size] = self.unroled_
             since = np.full(grown, np.nan)
             since[: self.excess_since_.size] = self.excess_since_
+            streak = np.zeros(grown, dtype=np.int16)
+            streak[: self.excess_days_.size] = self.excess_days_
             self.user_group_, self.alerted_until_, self.unroled_ = group, until, unroled
-            self.excess_since_ = since
+            self.excess_since_, self.excess_days_ = since, streak
         roles = new["role"].fill_null("")
         for role in roles.unique(maintain_order=True).to_list():
             self.groups_.setdefault(role or DEFAULT_GROUP, len(self.groups_))
@@ -195,6 +200,7 @@ class Scorer:
         referenced = np.zeros(n, dtype=bool)
         cusum = np.zeros(n)
         since = np.full(n, np.nan)
+        streak = np.zeros(n)
         base_scale = items["scale"].replace_strict(BASELINE_OF).to_numpy()
         for scale in ("5m", "1h", "1d"):
             rows = np.flatnonzero(base_scale == scale)
@@ -217,6 +223,7 @@ class Scorer:
             excess = self._daily_excess(days, idx[day], z[day, _SENSITIVE])
             cusum[day] = self.cusum_.score_many(idx[day], excess)[:, 0]
             since[day] = self._excess_since(idx[day], days, cusum[day])
+            streak[day] = self._streak(idx[day], excess[:, 0])
         hours = _week_hour(items)
         surprise = self.hours_.surprise_many(idx, hours, prior_idx=gidx, prior=self.peer_hours_)
         surprise[day] = 0.0  # a day window has no hour
@@ -239,6 +246,7 @@ class Scorer:
             "hour_surprise": surprise,
             "cusum_sensitive_rows": cusum,
             "excess_since": since,
+            "excess_days": streak,
             "multivariate": multivariate,
             "raw_score": raw,
         }
@@ -285,6 +293,11 @@ class Scorer:
         since = np.where((before > 0) & ~np.isnan(known), known, start)
         return np.where(after > 0, since, np.nan)
 
+    def _streak(self, idx: np.ndarray, excess: np.ndarray) -> np.ndarray:
+        """Consecutive active days adding to the excess, this one included (0 if it
+        does not)."""
+        return np.where(excess > self.cusum_allowance, self.excess_days_[idx] + 1, 0)
+
     def _covered(self, frame: pl.DataFrame, idx: np.ndarray) -> np.ndarray:
         """Rows whose window overlaps activity an alert already reported."""
         start = frame["window_start"].dt.epoch("us").to_numpy() / 1e6
@@ -327,6 +340,7 @@ class Scorer:
         if reset.size:
             self.cusum_.reset_many(np.unique(idx[reset]))
             self.excess_since_[idx[reset]] = np.nan
+            self.excess_days_[idx[reset]] = 0
         # The multi-day excess learns from every day not alerted on, including the days
         # it keeps from teaching the baselines (the gate below).
         days = np.flatnonzero(quiet & day)
@@ -337,6 +351,7 @@ class Scorer:
                 users, rows = idx[days][r], days[r]
                 after = self.cusum_.score_many(users, excess[r])[:, 0]
                 self.excess_since_[users] = self._excess_since(users, frame[rows], after)
+                self.excess_days_[users] = self._streak(users, excess[r][:, 0])
                 self.cusum_.learn_many(users, excess[r])
         gated = day & (frame["cusum_sensitive_rows"].fill_null(0.0).to_numpy() >= self.cusum_gate)
         keep = quiet & (scale != "statement") & ~gated

@@ -34,7 +34,8 @@ MODEL_FEATURES: Final = WINDOW_FEATURES
 # fmt: off
 _EXTRA_NUMERIC: Final = (
     "export_rows", "estimated_rows", "new_tables", "new_templates", "new_ips", "history",
-    "hour_surprise", "cusum_sensitive_rows", "multivariate", "raw_score", "hour", "weekday",
+    "hour_surprise", "cusum_sensitive_rows", "excess_days", "multivariate", "raw_score",
+    "hour", "weekday",
 )
 # fmt: on
 #: Every window-frame column a rule may name, with its kind (the window frame of ARCHITECTURE.md).

@@ -187,7 +187,11 @@ def test_low_and_slow_groups_over_days() -> None:
     (alert,) = book.alerts()
     assert alert.revision == 5
     assert alert.end == T0 + timedelta(days=5)
+    # a trickle paused over a long weekend is the same trickle
     book.add_matches(frame(match("EXF-007", start=9 * day, minutes=day)), RULES)
+    assert len(book) == 1
+    # more than a week later it is a new one
+    book.add_matches(frame(match("EXF-007", start=18 * day, minutes=day)), RULES)
     assert len(book) == 2
     custom = AlertBook(group_gap=timedelta(minutes=1), kind_gaps={})
     custom.add_matches(frame(match("EXF-007", minutes=day)), RULES)

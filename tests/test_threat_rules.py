@@ -155,8 +155,8 @@ RULE_CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         "medium",
     ),
     "EXF-007": (
-        {"scale": "1d", "cusum_sensitive_rows": 4.5, "sensitive_rows": 400.0},
-        {"scale": "1d", "cusum_sensitive_rows": 4.5, "sensitive_rows": 50.0},
+        {"scale": "1d", "cusum_sensitive_rows": 4.5, "sensitive_rows": 400.0, "excess_days": 3.0},
+        {"scale": "1d", "cusum_sensitive_rows": 4.5, "sensitive_rows": 400.0, "excess_days": 2.0},
         "medium",
     ),
     "EXF-008": (
@@ -390,3 +390,11 @@ def test_load_rules_rejects_an_empty_or_missing_directory(tmp_path: Path) -> Non
 
 def test_severities_are_ordered() -> None:
     assert SEVERITIES == ("low", "medium", "high", "critical")
+
+
+def test_low_and_slow_needs_rows_and_a_sustained_streak() -> None:
+    hit = RULE_CASES["EXF-007"][0]
+    few_rows = hit | {"sensitive_rows": 50.0}
+    short = hit | {"excess_days": 2.0}
+    ids = match_rules(load_rules(), window_frame([hit, few_rows, short]))
+    assert ids.filter(pl.col("rule_id") == "EXF-007")["sensitive_rows"].to_list() == [400.0]
