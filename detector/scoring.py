@@ -84,9 +84,6 @@ class Scorer:
     cusum_clip
         Most one day can add to the multi-day excess (``cusum_clip - cusum_allowance``):
         a single extreme day is another pattern's business, not a trickle.
-    cusum_gate
-        Once the multi-day excess reaches this, the day does not teach the baselines:
-        a slow trickle must not become the new normal while it is being measured.
     peer_clusters
         Learned peer groups (scikit-learn mini-batch k-means over users' daily
         baselines) for users whose role the config does not give; they are judged against
@@ -103,7 +100,6 @@ class Scorer:
         hst_sample: int = 32,
         cusum_allowance: float = 1.0,
         cusum_clip: float = 3.0,
-        cusum_gate: float = 1.0,
         peer_clusters: int = 8,
         seed: int = 42,
     ) -> None:
@@ -113,7 +109,6 @@ class Scorer:
         self.hst_sample = hst_sample
         self.cusum_allowance = cusum_allowance
         self.cusum_clip = cusum_clip
-        self.cusum_gate = cusum_gate
         self.peer_clusters = peer_clusters
         self.seed = seed
 
@@ -130,6 +125,8 @@ class Scorer:
         self.excess_since_ = np.empty(0, dtype=np.float64)
         # consecutive active days each adding to the excess (a trickle is sustained)
         self.excess_days_ = np.empty(0, dtype=np.int16)
+        # day windows held back from the baselines while their streak is alive
+        self.deferred_: pl.DataFrame | None = None
         self.baselines_ = {s: RobustBaseline(n) for s in ("5m", "1h", "1d")}
         self.peers_ = {s: RobustBaseline(n) for s in ("5m", "1h", "1d")}
         # Hours of the week, folded to weekday and weekend hours (48): a weekday worker at
@@ -304,10 +301,24 @@ class Scorer:
         return self.alerted_until_[idx] >= start
 
     def _daily_excess(self, days: pl.DataFrame, idx: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """What each day adds to the multi-day excess: its z, at most ``cusum_clip``, and
-        nothing for a day whose activity an alert already reported (the trickle is
-        measured on what no alert explained)."""
-        step = np.minimum(np.nan_to_num(z), self.cusum_clip)
+        """What each day adds to the multi-day excess: its z less the peer group's common
+        excess that day, at most ``cusum_clip``, and nothing for a day whose activity an
+        alert already reported (the trickle is measured on what no alert explained).
+        All of a day's windows are judged, and learned, together: the group median is
+        the same however the input was batched."""
+        z = np.nan_to_num(z)
+        # A day everyone in the group had above normal (a busy day) is no one's trickle:
+        # take the group's median excess of that day off (groups of 5 or more: in a
+        # smaller one the trickler's own day moves the median).
+        group = self.user_group_[idx].astype(np.int64)
+        day_key = days["window_start"].dt.epoch("s").to_numpy()
+        keyed = pl.DataFrame({"g": group, "d": day_key, "z": z})
+        common = keyed.select(
+            pl.when(pl.len().over("g", "d") >= 5)
+            .then(pl.col("z").median().over("g", "d").clip(lower_bound=0.0))
+            .otherwise(0.0)
+        ).to_series()
+        step = np.minimum(z - common.to_numpy(), self.cusum_clip)
         step[self._covered(days, idx)] = self.cusum_allowance
         # Drift is measured from an established normal: the user's own (a few days), or
         # a configured role's from day one. Against "everyone" it would only measure
@@ -331,7 +342,7 @@ class Scorer:
         z_cols = [f"z_{f}" for f in WINDOW_FEATURES]
         frame = scored.select(
             "user", "role", "scale", "window_start", "window_end", "hour", "weekday", "history",
-            "cusum_sensitive_rows", *WINDOW_FEATURES, *z_cols,
+            "cusum_sensitive_rows", "excess_days", *WINDOW_FEATURES, *z_cols,
         )  # fmt: skip
         idx, gidx = self.index(frame["user"], frame["role"])
         scale = frame["scale"].to_numpy()
@@ -353,9 +364,23 @@ class Scorer:
                 self.excess_since_[users] = self._excess_since(users, frame[rows], after)
                 self.excess_days_[users] = self._streak(users, excess[r][:, 0])
                 self.cusum_.learn_many(users, excess[r])
-        gated = day & (frame["cusum_sensitive_rows"].fill_null(0.0).to_numpy() >= self.cusum_gate)
-        keep = quiet & (scale != "statement") & ~gated
-        keep &= ~self._covered(frame, idx)
+        keep = quiet & (scale != "statement") & ~self._covered(frame, idx)
+        # A day that extends a streak of excess is held back from the baselines (a
+        # trickle must not become the normal while it is measured) until the streak
+        # breaks without an alert: then it was the user's normal after all, and is
+        # learned. An alert on the streak drops the held-back days.
+        streak = day & (frame["excess_days"].fill_null(0.0).to_numpy() >= 1)
+        current = frame
+        frame = self._release_deferred(current, reset=~quiet & day, broken=keep & day & ~streak)
+        self._defer(current, keep & streak)
+        keep &= ~streak
+        released = frame.height - current.height
+        if released:  # held-back days come first, in their order
+            idx, gidx = self.index(frame["user"], frame["role"])
+            scale = frame["scale"].to_numpy()
+            day = scale == "1d"
+            head = ~self._covered(frame[:released], idx[:released])
+            keep = np.r_[head, keep]
         if not keep.any():
             return
         X = frame.select(WINDOW_FEATURES).to_numpy().astype(np.float64)
@@ -376,6 +401,29 @@ class Scorer:
             hours = _week_hour(frame)[hourly]
             self.hours_.learn_many(idx[hourly], hours)
             self.peer_hours_.learn_many(gidx[hourly], hours)
+
+    def _defer(self, frame: pl.DataFrame, rows: np.ndarray) -> None:
+        if not rows.any():
+            return
+        held = frame.filter(pl.Series(rows))
+        self.deferred_ = held if self.deferred_ is None else pl.concat([self.deferred_, held])
+
+    def _release_deferred(
+        self, frame: pl.DataFrame, reset: np.ndarray, broken: np.ndarray
+    ) -> pl.DataFrame:
+        """``frame`` with the held-back days of users whose streak broke put in front;
+        held-back days of users alerted on are dropped."""
+        if self.deferred_ is None or self.deferred_.is_empty():
+            return frame
+        held = self.deferred_
+        dropped = frame["user"].filter(pl.Series(reset)).unique()
+        released = frame["user"].filter(pl.Series(broken)).unique()
+        held = held.filter(~pl.col("user").is_in(dropped.implode()))
+        out = held.filter(pl.col("user").is_in(released.implode()))
+        self.deferred_ = held.filter(~pl.col("user").is_in(released.implode()))
+        if out.is_empty():
+            return frame
+        return pl.concat([out.sort("window_start", "user"), frame])
 
     def _regroup(self) -> None:
         """Learned peer groups for users without a role, once they have a few days."""

@@ -92,3 +92,16 @@ def test_multi_day_excess_builds_for_a_known_role_not_for_a_stranger() -> None:
     inv0 = [c[0] for c in trickle]
     assert inv0 == sorted(inv0) and inv0[-1] >= 4.0  # keeps growing: 3x peers every day
     assert trickle[0][1] == 0.0  # a new account with no role: no drift measured yet
+
+
+def test_days_held_back_during_a_streak_are_learned_when_it_breaks() -> None:
+    scorer = Scorer()
+    learn_days(scorer, [f"inv{k}" for k in range(4)], 150.0, range(3), "investigator")
+    history = []
+    for day, rows in ((3, 600.0), (4, 600.0), (5, 150.0)):  # two high days, then normal
+        frame = windows({"user": "inv0", "sensitive_rows": rows, "day": day})
+        scored = scorer.score(frame, roles(frame, "investigator"))
+        scorer.learn(scored, np.zeros(1, dtype=bool))
+        history.append(int(scorer.baselines_["1d"].stats_many(np.array([0])).count[0]))
+    assert history == [3, 3, 6]  # held back while the streak lived, then all learned
+    assert scorer.deferred_ is not None and scorer.deferred_.is_empty()
