@@ -46,6 +46,8 @@ BASELINE_OF: Final = {"statement": "1d", "5m": "5m", "1h": "1h", "1d": "1d"}
 DEFAULT_GROUP: Final = "*"
 #: Days of history a user without a role needs before joining a learned peer group.
 CLUSTER_AFTER_DAYS: Final = 3
+#: Active days in a row a streak of excess is held back from the baselines, at most.
+MAX_HOLD_DAYS: Final = 7
 _SENSITIVE: Final = WINDOW_FEATURES.index("sensitive_rows")
 
 
@@ -353,7 +355,7 @@ class Scorer:
             self.excess_since_[idx[reset]] = np.nan
             self.excess_days_[idx[reset]] = 0
         # The multi-day excess learns from every day not alerted on, including the days
-        # it keeps from teaching the baselines (the gate below).
+        # held back from the baselines (below).
         days = np.flatnonzero(quiet & day)
         if days.size:
             zs = frame["z_sensitive_rows"].fill_null(0.0).to_numpy()[days]
@@ -368,8 +370,10 @@ class Scorer:
         # A day that extends a streak of excess is held back from the baselines (a
         # trickle must not become the normal while it is measured) until the streak
         # breaks without an alert: then it was the user's normal after all, and is
-        # learned. An alert on the streak drops the held-back days.
-        streak = day & (frame["excess_days"].fill_null(0.0).to_numpy() >= 1)
+        # learned. An alert on the streak drops the held-back days. A streak that lasts
+        # MAX_HOLD_DAYS without an alert is a new level, not a trickle: it is learned.
+        run = frame["excess_days"].fill_null(0.0).to_numpy()
+        streak = day & (run >= 1) & (run < MAX_HOLD_DAYS)
         current = frame
         frame = self._release_deferred(current, reset=~quiet & day, broken=keep & day & ~streak)
         self._defer(current, keep & streak)

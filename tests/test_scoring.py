@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from detector.scoring import Scorer
+from detector.scoring import MAX_HOLD_DAYS, Scorer
 from features.windows import WINDOW_FEATURES, WINDOW_SCHEMA
 
 DAY0 = dt.datetime(2024, 3, 4, tzinfo=dt.UTC)
@@ -105,3 +105,14 @@ def test_days_held_back_during_a_streak_are_learned_when_it_breaks() -> None:
         history.append(int(scorer.baselines_["1d"].stats_many(np.array([0])).count[0]))
     assert history == [3, 3, 6]  # held back while the streak lived, then all learned
     assert scorer.deferred_ is not None and scorer.deferred_.is_empty()
+
+
+def test_a_lasting_new_level_is_learned_after_a_week() -> None:
+    """Excess every day for longer than a trickle takes to alert: a new normal."""
+    scorer = Scorer()
+    learn_days(scorer, [f"inv{k}" for k in range(4)], 150.0, range(3), "investigator")
+    for day in range(3, 3 + MAX_HOLD_DAYS + 1):
+        frame = windows({"user": "inv0", "sensitive_rows": 600.0, "day": day})
+        scorer.learn(scorer.score(frame, roles(frame, "investigator")), np.zeros(1, dtype=bool))
+    count = int(scorer.baselines_["1d"].stats_many(np.array([0])).count[0])
+    assert count == 3 + MAX_HOLD_DAYS + 1
