@@ -474,9 +474,24 @@ class Scorer:
         return self.user_table_.height if hasattr(self, "user_table_") else 0
 
     def nbytes(self) -> Mapping[str, int]:
-        """Bytes of model state by part (per-user arrays and shared models)."""
+        """Bytes of model state by part: everything kept per user (arrays, the user-name
+        index, days held back) and the peer groups' models. The HalfSpaceTrees forests
+        (a few hundred kB in all, whatever the number of users) are not counted."""
         self._init()
         per_user = sum(b.nbytes for b in self.baselines_.values())
-        per_user += self.hours_.nbytes + self.cusum_.nbytes + self.user_group_.nbytes
+        per_user += self.hours_.nbytes + self.cusum_.nbytes
+        per_user += sum(
+            a.nbytes
+            for a in (
+                self.user_group_,
+                self.alerted_until_,
+                self.unroled_,
+                self.excess_since_,
+                self.excess_days_,
+            )
+        )
+        per_user += int(self.user_table_.estimated_size())
+        if self.deferred_ is not None:
+            per_user += int(self.deferred_.estimated_size())
         shared = sum(b.nbytes for b in self.peers_.values()) + self.peer_hours_.nbytes
         return {"per_user": per_user, "shared": shared}
