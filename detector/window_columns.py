@@ -11,7 +11,7 @@ from typing import Any, Final, Literal
 
 import polars as pl
 
-from features.windows import WINDOW_FEATURES
+from features.windows import EVIDENCE_DTYPE, WINDOW_FEATURES
 
 # fmt: off
 KINDS: Final = (
@@ -80,17 +80,13 @@ def dummy_row() -> dict[str, Any]:
     return row | {"user": "u01", "role": "desk", "scale": "1h", "history": 10}
 
 
-_EVIDENCE: Final = pl.Struct(
-    {"time": pl.Datetime("us", "UTC"), "statement": pl.String, "rows": pl.Int64}
-    | {"tables": pl.List(pl.String)}
-)
 _DTYPES: Final[dict[str, pl.DataType]] = {
     "numeric": pl.Float64(),
     "boolean": pl.Boolean(),
     "string": pl.String(),
     "list": pl.List(pl.String),
     "time": pl.Datetime("us", "UTC"),
-    "evidence": pl.List(_EVIDENCE),
+    "evidence": pl.List(EVIDENCE_DTYPE),
 }
 _DEFAULTS: Final[dict[str, Any]] = {"numeric": 0.0, "boolean": False, "string": "", "list": []}
 
