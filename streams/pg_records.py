@@ -137,7 +137,12 @@ def prepare_records(
     records = (
         with_utc_time(records, "timestamp", "event_time", abbreviations)
         .with_columns(
-            pl.coalesce(pl.col("session_id"), pl.col("pid").cast(pl.String)).alias("session_key")
+            # csvlog and jsonlog name every session: share that column, don't copy it.
+            pl.col("session_id").alias("session_key")
+            if records["session_id"].null_count() == 0
+            else pl.coalesce(pl.col("session_id"), pl.col("pid").cast(pl.String)).alias(
+                "session_key"
+            )
         )
         .with_row_index("_order")
     )

@@ -96,7 +96,8 @@ def with_utc_time(
     """
     if frame.is_empty():
         return frame.with_columns(pl.lit(None, pl.Datetime("us", "UTC")).alias(out))
-    text = frame[col].str.strip_chars()
+    # PostgreSQL writes no blanks around a timestamp; a padded one is rejected as bad.
+    text = frame[col]
     rest = text.str.slice(19)
     rests = rest.unique().to_list()
     shifts = [_rest_shift(r, abbreviations) for r in rests]

@@ -93,14 +93,13 @@ def _records(
 
 def _split_hosts(values: pl.DataFrame) -> pl.DataFrame:
     """``connection_from`` values ("host:port"; IPv6 hosts hold colons too) -> ip, port."""
-    return (
-        values.with_columns(
-            pl.col("connection_from")
-            .str.extract_groups(r"^(?<client_ip>.*?)(?::(?<client_port>\d+))?$")
-            .alias("s")
-        )
-        .unnest("s")
-        .with_columns(pl.col("client_port").cast(pl.Int32, strict=False))
+    address = pl.col("connection_from")
+    # One capture group and a slice: a two-group pattern is ~2x slower.
+    port = address.str.extract(r":([0-9]+)$")
+    host = address.str.head(-(port.str.len_bytes().cast(pl.Int64) + 1))
+    return values.with_columns(
+        pl.coalesce(host, address).alias("client_ip"),
+        port.cast(pl.Int32, strict=False).alias("client_port"),
     )
 
 
@@ -271,11 +270,10 @@ class PgauditCsvlogParser:
         # frame in pieces first joins all of its columns again: join them once here.
         frame = frame.rechunk()
         frame.columns = [CSV_COLUMNS[i] for i in picked]
-        ok = (
-            frame["log_time"].str.contains(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
-            & frame["error_severity"].is_not_null()
-        )
-        if not ok.fill_null(False).all():
+        # A row short of fields is not a record: take the careful path. A row whose
+        # first field is not a timestamp is rejected ``bad_timestamp`` by the time
+        # parse, with its text, so no pattern needs to run over every record here.
+        if frame["error_severity"].null_count() or frame["log_time"].null_count():
             return None
         return frame
 

@@ -38,10 +38,8 @@ def split_parameters(values: pl.Series) -> pl.Series:
     """
     placeholder = values.is_in(_PLACEHOLDERS).fill_null(True)
     quoted = values.str.contains('"', literal=True).fill_null(False) & ~placeholder
-    out = values.str.split(",")
-    out = pl.select(
-        pl.when(placeholder).then(pl.lit(None, pl.List(pl.String))).otherwise(out)
-    ).to_series()
+    # Placeholders become null before the split, so it skips them.
+    out = pl.select(pl.when(~placeholder).then(values).str.split(",")).to_series()
     if quoted.any():
         # Each distinct list is parsed once (a statement run again and again binds the
         # same values), and flat (rank, field) pairs build far faster than a Series of
