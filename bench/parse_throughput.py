@@ -127,9 +127,10 @@ def main() -> int:
         min(floors) / min(parses),
         statistics.median(floors) / statistics.median(parses),
     )
+    verdict = "PASS" if ratio >= 1 / 3 else "MISS"
     print(
-        f"parse speed / floor speed = {ratio:.2f} best, {median_ratio:.2f} median "
-        f"(target >= 0.33; {records} csv records)"
+        f"parse speed / floor speed = {ratio:.3f} best, {median_ratio:.3f} median "
+        f"(target >= 1/3: {verdict}; {records} csv records)"
     )
     if not args.keep:
         for p in tmp.iterdir():
