@@ -150,7 +150,12 @@ class Organisation:
     days: int
     seed: int
     citizens: int
-    busy_day: int | None  # day index with twice the usual volume
+    busy_days: tuple[int, ...]  # day indexes with twice the usual volume
+
+    @property
+    def busy_day(self) -> int | None:
+        """The first busy day (``users.json`` names it), or None."""
+        return self.busy_days[0] if self.busy_days else None
 
     def user(self, name: str) -> User:
         for u in self.users:
@@ -215,11 +220,16 @@ def build_org(
     seed: int = 1,
     start: dt.date = dt.date(2024, 3, 4),
     citizens: int = 30_000,
+    *,
+    weekly: bool = False,
 ) -> Organisation:
     """The office: ``users`` logins over ``days`` days from ``start`` (a Monday by default).
 
     The last desk officer joins on day 2 (a new employee; day ``days - 1`` in short runs);
     the first two officers also work weekends; day 3 (or the last day) is a busy day.
+    With ``weekly`` (long evaluation runs), every further week also has a busy day (its
+    Thursday) and a new employee (the week's Monday: the next-to-last officer, then the
+    last investigator, then officers counting back).
 
     Parameters
     ----------
@@ -233,6 +243,8 @@ def build_org(
         First simulated day.
     citizens
         Rows of the ``citizens`` table.
+    weekly
+        Repeat the busy day and the new employee every week (see above).
 
     Returns
     -------
@@ -246,12 +258,14 @@ def build_org(
     [('officer01', '127.0.0.10'), ('officer02', '127.0.0.11')]
     """
     counts = role_counts(users)
+    joining = _joiners(counts, days, start) if weekly else {}
     out: list[User] = []
     k = 0
     for role, prefix in HUMAN_PREFIX.items():
         n = counts[role]
         for i in range(n):
             joins = min(2, days - 1) if role == "desk_officer" and i == n - 1 else 0
+            joins = joining.get((role, i), joins)
             out.append(
                 User(
                     name=f"{prefix}{i + 1:02d}",
@@ -268,5 +282,23 @@ def build_org(
     for role, name in SERVICE_NAMES.items():
         if counts[role]:
             out.append(User(name, role, SERVICE_IPS[role], "literal"))
-    busy = min(3, days - 1) if days > 1 else None
+    busy = (min(3, days - 1),) if days > 1 else ()
+    if weekly:
+        thursdays = [d for d in range(7, days) if (start + dt.timedelta(days=d)).weekday() == 3]
+        busy += tuple(thursdays)
     return Organisation(tuple(out), start, days, seed, citizens, busy)
+
+
+def _joiners(counts: dict[str, int], days: int, start: dt.date) -> dict[tuple[str, int], int]:
+    """``(role, index) -> first day`` of the people who join after the first week.
+
+    >>> _joiners({"desk_officer": 10, "investigator": 3}, 21, dt.date(2024, 3, 4))
+    {('desk_officer', 8): 7, ('investigator', 2): 14}
+    """
+    mondays = [d for d in range(7, days) if (start + dt.timedelta(days=d)).weekday() == 0]
+    # officers beyond the first three (the first ones work weekends or are referred to
+    # by the scenarios), counting back from the next-to-last (the last joins on day 2)
+    people = [("desk_officer", i) for i in range(counts["desk_officer"] - 2, 2, -1)]
+    if counts.get("investigator", 0) >= 3:
+        people.insert(1, ("investigator", counts["investigator"] - 1))
+    return dict(zip(people, mondays, strict=False))

@@ -78,7 +78,7 @@ def _volume_factor(org: Organisation, user: User, day: int) -> float:
         if org.is_workday(day)
         else (org.habit(user).weekend_factor if user.weekend_duty else 0.0)
     )
-    if day == org.busy_day:
+    if day in org.busy_days:
         factor *= 2
     if user.joins_day and day == user.joins_day:
         factor *= 0.5  # the first day is mostly training
@@ -227,7 +227,7 @@ def routine_sessions(org: Organisation, data: Dataset) -> tuple[list[Session], l
                 sessions.append(backup_night(org, user, day, name))
                 continue
             labels: tuple[str, ...] = ()
-            if day == org.busy_day and org.is_workday(day):
+            if day in org.busy_days and org.is_workday(day):
                 name = f"busy_day-d{day:02d}"
                 specs[name] = LabelSpec(
                     name, "busy_day", True, "2x", "a busy day: every user at twice the volume"

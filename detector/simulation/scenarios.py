@@ -1,9 +1,10 @@
 """Injected threats (issue 3) and injected hard negatives, one data entry each.
 
 A :class:`Scenario` names the user by role (and client binding), a day and a time; the
-builder of its ``kind`` turns it into sessions labelled with the scenario's name.
-:func:`default_scenarios` places every kind, with variants, after a short warm-up; ``scale``
-shrinks the sizes for quick test runs.
+builder of its ``kind`` (:mod:`.scenario_builders`) turns it into sessions labelled with
+the scenario's name. :func:`default_scenarios` places every kind, with variants, after a
+short warm-up (the bundled sample's set); ``scale`` shrinks the sizes for quick test runs.
+:mod:`.campaign` spreads many more over weeks for evaluation runs.
 
 >>> from .org import build_org
 >>> org = build_org(users=20, days=7, seed=1)
@@ -16,17 +17,14 @@ shrinks the sizes for quick test runs.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from .org import Organisation, User
-from .queries import PERSON_COLUMNS, TEMPLATES, Dataset, render
-from .routine import MINUTE, SECOND, Query, day_start_ms, session_of
+from .queries import Dataset
+from .scenario_builders import ATTACKER_IPS, BUILDERS
 from .sessions import LabelSpec, Session
 
-CONTACT = "national_id, full_name, phone, address"
-#: client addresses nobody in the office uses
-ATTACKER_IPS = ("127.0.0.230", "127.0.0.231", "127.0.0.232")
+__all__ = ["ATTACKER_IPS", "Scenario", "build", "default_scenarios", "resolve_user"]
 
 
 @dataclass(frozen=True)
@@ -70,136 +68,6 @@ def resolve_user(org: Organisation, who: tuple[str, int, str | None]) -> User:
     if not users:
         raise ValueError(f"no user with role {role!r}")
     return users[index % len(users)]
-
-
-Builder = Callable[[Scenario, Organisation, Dataset, User, random.Random], list[Session]]
-
-
-def _app(s: Scenario, org: Organisation, user: User) -> str | None:
-    return s.application if s.application is not None else org.habit(user).application
-
-
-def _start(org: Organisation, s: Scenario, day: int | None = None) -> int:
-    return day_start_ms(org, s.day if day is None else day) + s.at * MINUTE
-
-
-def _smash_and_grab(s: Scenario, org: Organisation, d: Dataset, u: User, rnd: random.Random):
-    """One lookup as cover, then the whole table in one statement."""
-    grab: Query = (
-        ("COPY (SELECT national_id, full_name, phone FROM citizens) TO STDOUT", None, "out")
-        if s.variant == "copy"
-        else ("SELECT * FROM citizens", None)
-    )
-    cover = render(*TEMPLATES["lookup_person"](rnd, d), u.binding)
-    return [session_of(rnd, u, _start(org, s), [cover, grab], (20, 90), _app(s, org, u),
-                       (s.name,), s.client_ip)]  # fmt: skip
-
-
-def _paginated_dump(s: Scenario, org: Organisation, d: Dataset, u: User, rnd: random.Random):
-    page = 100
-    pages = max(2, min(s.size, len(d.citizens) // page))
-    queries = [
-        (f"SELECT {CONTACT} FROM citizens ORDER BY id LIMIT {page} OFFSET {k * page}", None)
-        for k in range(pages)
-    ]
-    return [session_of(rnd, u, _start(org, s), queries, (0.4, 3.0), _app(s, org, u),
-                       (s.name,), s.client_ip)]  # fmt: skip
-
-
-def _enumeration(s: Scenario, org: Organisation, d: Dataset, u: User, rnd: random.Random):
-    """Thousands of one-row lookups of distinct people spread over a working day."""
-    n = max(10, min(s.size, len(d.citizens)))
-    ids = [c.national_id for c in rnd.sample(d.citizens, n)]
-    for k in range(n // 40):  # a few misses: valid numbers of nobody
-        ids[rnd.randrange(n)] = d.absent[k % len(d.absent)]
-    sql = f"SELECT {PERSON_COLUMNS} FROM citizens WHERE national_id = %s"
-    queries = [render(sql, (i,), s.variant) for i in ids]  # type: ignore[arg-type]
-    # 7.5 working hours, in sessions of up to 400 lookups (the script reconnects)
-    think = (7.5 * 3600 / n) * 0.5, (7.5 * 3600 / n) * 1.5
-    out: list[Session] = []
-    t = _start(org, s)
-    for k in range(0, n, 400):
-        out.append(session_of(rnd, u, t, queries[k : k + 400], think, _app(s, org, u),
-                              (s.name,), s.client_ip))  # fmt: skip
-        t = out[-1].close_ms + rnd.randrange(5, 60) * SECOND
-    return out
-
-
-def _low_and_slow(s: Scenario, org: Organisation, d: Dataset, u: User, rnd: random.Random):
-    """A few hundred extra rows of contact details every working day, in small chunks."""
-    days = [k for k in range(s.day, org.days) if org.is_workday(k)][: s.span_days]
-    out: list[Session] = []
-    next_id = rnd.randrange(1, max(2, len(d.citizens) // 2))
-    for day in days:
-        chunks = rnd.randint(3, 4)
-        queries = []
-        for _ in range(chunks):
-            size = max(5, s.size // chunks + rnd.randrange(-10, 11))
-            sql = f"SELECT {CONTACT} FROM citizens WHERE id BETWEEN %s AND %s"
-            queries.append(render(sql, (next_id, next_id + size - 1), u.binding))
-            next_id += size
-        at = day_start_ms(org, day) + (s.at + rnd.randrange(-90, 91)) * MINUTE
-        out.append(session_of(rnd, u, at, queries, (40, 400), _app(s, org, u), (s.name,),
-                              s.client_ip))  # fmt: skip
-    return out
-
-
-def _compromised(s: Scenario, org: Organisation, d: Dataset, u: User, rnd: random.Random):
-    """The user's credentials at night from an unknown address: fast lookups, then a bulk read."""
-    lookups = [
-        render(*TEMPLATES["lookup_person"](rnd, d), u.binding) for _ in range(max(3, s.size))
-    ]
-    bulk = (f"SELECT {CONTACT} FROM citizens WHERE birth_date >= '1985-01-01' LIMIT 1000", None)
-    return [session_of(rnd, u, _start(org, s), [*lookups, bulk], (1.0, 6.0), _app(s, org, u),
-                       (s.name,), s.client_ip)]  # fmt: skip
-
-
-def _sensitive_pivot(s: Scenario, org: Organisation, d: Dataset, u: User, rnd: random.Random):
-    """An aggregates-only analyst starts pulling contact columns of whole birth cohorts."""
-    years = rnd.sample(range(1960, 2000), max(1, s.size))
-    queries = [
-        (f"SELECT {CONTACT} FROM citizens WHERE date_part('year', birth_date) = {y}", None)
-        for y in years
-    ]
-    return [session_of(rnd, u, _start(org, s), queries, (60, 300), _app(s, org, u), (s.name,),
-                       s.client_ip)]  # fmt: skip
-
-
-def _service_misuse(s: Scenario, org: Organisation, d: Dataset, u: User, rnd: random.Random):
-    """The batch account used interactively: outside its schedule or from another host."""
-    grab: Query = (
-        (f"COPY (SELECT {CONTACT}, birth_date FROM citizens) TO STDOUT", None, "out")
-        if s.variant == "other_host"
-        else (f"SELECT {CONTACT} FROM citizens", None)
-    )
-    peek = ("SELECT count(*) FROM citizens", None)
-    return [session_of(rnd, u, _start(org, s), [peek, grab], (10, 60), _app(s, org, u),
-                       (s.name,), s.client_ip)]  # fmt: skip
-
-
-def _heavy_aggregates(s: Scenario, org: Organisation, d: Dataset, u: User, rnd: random.Random):
-    """Report day: many heavy GROUP BY queries over joins; lots scanned, little returned."""
-    names = ("heavy_report", "travellers_by_age", "by_area", "hotel_occupancy", "routes")
-    queries = [render(*TEMPLATES[rnd.choice(names)](rnd, d), u.binding) for _ in range(s.size)]
-    out = []
-    t = _start(org, s)
-    for k in range(0, len(queries), 10):
-        out.append(session_of(rnd, u, t, queries[k : k + 10], (20, 120), _app(s, org, u),
-                              (s.name,), s.client_ip))  # fmt: skip
-        t = out[-1].close_ms + rnd.randrange(60, 600) * SECOND
-    return out
-
-
-BUILDERS: dict[str, Builder] = {
-    "smash_and_grab": _smash_and_grab,
-    "paginated_dump": _paginated_dump,
-    "enumeration": _enumeration,
-    "low_and_slow": _low_and_slow,
-    "compromised_account": _compromised,
-    "sensitive_pivot": _sensitive_pivot,
-    "service_account_misuse": _service_misuse,
-    "heavy_aggregates": _heavy_aggregates,
-}
 
 
 def build(s: Scenario, org: Organisation, data: Dataset) -> list[Session]:
