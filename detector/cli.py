@@ -10,6 +10,7 @@ from pathlib import Path
 
 from detector.config import load_config
 from detector.parse_command import COMPRESSIONS
+from detector.simulate_command import add_parser as add_simulate_parser
 from streams.exceptions import ExfilDetectorError
 from streams.file_source import FORMATS
 
@@ -118,6 +119,48 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="replay the bundled sample audit log (7 simulated days of a records office)"
     )
     d.add_argument("--out", type=Path, default=Path("demo-out/alerts.jsonl"))
+
+    add_simulate_parser(sub)
+
+    v = sub.add_parser(
+        "evaluate", help="score the detector and five baselines on labelled (simulated) logs"
+    )
+    v.add_argument(
+        "--logs",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="simulation output: labels.json, users.json, run.json, the logs, config.toml",
+    )
+    v.add_argument(
+        "--alerts",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="our alerts (replay --alerts-out JSON Lines) instead of replaying the logs",
+    )
+    v.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="TOML config (default: DIR/config.toml, else built from DIR/users.json)",
+    )
+    v.add_argument(
+        "--warmup-days",
+        type=int,
+        default=3,
+        metavar="N",
+        help="whole UTC days from the first statement's day before false alerts count (3)",
+    )
+    v.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        dest="json_out",
+        metavar="FILE",
+        help="also write the numbers as JSON",
+    )
+    v.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser
 
 
@@ -172,6 +215,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"replaying the bundled sample {sample.name} (7 days, 20 users)")
             config = load_config(bundled_sample_config())
             return run_replay([sample], config, alerts_out=args.out)
+        if args.command == "simulate":
+            from detector.simulate_command import run_simulate
+
+            return run_simulate(args)
+        if args.command == "evaluate":
+            from detector.evaluate_command import run_evaluate
+
+            config = None if args.config is None else load_config(args.config)
+            return run_evaluate(
+                args.logs,
+                alerts_file=args.alerts,
+                config=config,
+                warmup_days=args.warmup_days,
+                json_out=args.json_out,
+                progress=None if args.quiet else sys.stderr,
+            )
     except ExfilDetectorError as exc:
         print(f"exfil-detector: error: {exc}", file=sys.stderr)
         return 2

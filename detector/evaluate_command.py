@@ -126,11 +126,12 @@ def run_evaluate(
     config: Config | None = None,
     warmup_days: int = DEFAULT_WARMUP_DAYS,
     json_out: Path | None = None,
-    stream: TextIO = sys.stdout,
+    stream: TextIO | None = None,
     progress: TextIO | None = None,
 ) -> int:
-    """The ``evaluate`` command: :func:`evaluate`, the table to ``stream``, the numbers
-    to ``json_out``. Returns the exit status (0)."""
+    """The ``evaluate`` command: :func:`evaluate`, the table to ``stream`` (default: the
+    current ``sys.stdout``), the numbers to ``json_out``. Returns the exit status (0)."""
+    stream = sys.stdout if stream is None else stream
     result = evaluate(
         logs_dir,
         alerts_file=alerts_file,

@@ -103,7 +103,7 @@ and schedule; `labels.json` the labels (ISO-8601 UTC, `negative: true` for hard 
 
 `postgresql.csv`: {csv.stat().st_size:,} bytes, {lines:,} lines, {run["statements"]:,} statements
 in {run["sessions"]:,} sessions. The server wrote the same events as stderr and jsonlog too;
-`python -m detector.simulation --out DIR` keeps all three.
+`exfil-detector simulate --scenarios sample --days 7 --users 20 --out DIR` keeps all three.
 
 `config.toml` and `catalog.toml` (kept by hand, not regenerated) are what
 `exfil-detector demo` replays the log with: the users' roles (peer groups; `etl` and

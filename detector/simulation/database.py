@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from .pg_server import DBNAME, PgCluster
 
 if TYPE_CHECKING:
+    import psycopg
+
     from .plan import Plan
 
 #: postgresql.conf lines on top of :data:`.pg_server.BASE_SETTINGS`
@@ -64,40 +66,56 @@ def grants_for(role: str, login: str) -> list[str]:
 
 def setup_database(cluster: PgCluster, plan: Plan) -> tuple[str, str]:
     """Create the database, tables, data and roles; returns (server, pgaudit) versions."""
-    from psycopg import sql
-
     with cluster.connect("postgres", "postgres") as conn:
         conn.execute("CREATE ROLE harness SUPERUSER LOGIN")
         conn.execute("ALTER ROLE harness SET pgaudit.log = 'none'")
     with cluster.connect("harness", "postgres") as conn:
         conn.execute(f"CREATE DATABASE {DBNAME}")
-    data = plan.data
     with cluster.connect("harness") as conn:
-        conn.execute("CREATE EXTENSION pgaudit")
-        for stmt in TABLES:
-            conn.execute(stmt)
-        with conn.cursor() as cur:
-            loads = (
-                ("citizens (national_id, full_name, phone, address, birth_date)",
-                 (c.row() for c in data.citizens)),
-                ("travel_records (citizen_id, mode, origin, destination, depart_date)",
-                 data.travel_rows()),
-                ("hotel_stays (citizen_id, hotel, checkin, nights)", data.hotel_rows()),
-            )  # fmt: skip
-            for target, rows in loads:
-                with cur.copy(f"COPY {target} FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-        conn.execute("ANALYZE")
-        for user in plan.org.users:
-            login = sql.Identifier(user.name)
+        return load_office(conn, plan)
+
+
+def load_office(
+    conn: psycopg.Connection, plan: Plan, passwords: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """Tables, data and roles in the database ``conn`` is connected to (as a superuser
+    whose statements pgaudit does not log); returns (server, pgaudit) versions.
+
+    ``passwords`` gives every role a login password (a running server's pg_hba.conf may
+    ask for one); without it roles have none (the throwaway cluster trusts loopback).
+    """
+    from psycopg import sql
+
+    data = plan.data
+    conn.execute("CREATE EXTENSION pgaudit")
+    for stmt in TABLES:
+        conn.execute(stmt)
+    with conn.cursor() as cur:
+        loads = (
+            ("citizens (national_id, full_name, phone, address, birth_date)",
+             (c.row() for c in data.citizens)),
+            ("travel_records (citizen_id, mode, origin, destination, depart_date)",
+             data.travel_rows()),
+            ("hotel_stays (citizen_id, hotel, checkin, nights)", data.hotel_rows()),
+        )  # fmt: skip
+        for target, rows in loads:
+            with cur.copy(f"COPY {target} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+    conn.execute("ANALYZE")
+    for user in plan.org.users:
+        login = sql.Identifier(user.name)
+        if passwords is None:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(login))
-            for grant in grants_for(user.role, user.name):
-                conn.execute(grant)
-            if plan.org.habit(user).log_parameter:
-                # pgaudit settings are superuser-only GUCs: a site sets them per role
-                conn.execute(sql.SQL("ALTER ROLE {} SET pgaudit.log_parameter = on").format(login))
-        server = conn.execute("SHOW server_version").fetchone()
-        ext = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pgaudit'")
-        pgaudit = ext.fetchone()
+        else:
+            create = sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}")
+            conn.execute(create.format(login, sql.Literal(passwords[user.name])))
+        for grant in grants_for(user.role, user.name):
+            conn.execute(grant)
+        if plan.org.habit(user).log_parameter:
+            # pgaudit settings are superuser-only GUCs: a site sets them per role
+            conn.execute(sql.SQL("ALTER ROLE {} SET pgaudit.log_parameter = on").format(login))
+    server = conn.execute("SHOW server_version").fetchone()
+    ext = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'pgaudit'")
+    pgaudit = ext.fetchone()
     return (server[0] if server else "?"), (pgaudit[0] if pgaudit else "?")

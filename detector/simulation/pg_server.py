@@ -24,10 +24,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import psycopg
@@ -334,33 +334,50 @@ def current_log_files(ctl: psycopg.Connection) -> LogFiles:
     return LogFiles(*(Path(p) for p in row))
 
 
-def quiesce(ctl: psycopg.Connection, settle: float = 0.3) -> None:
-    """Wait until no other client backend is alive, then let the collector drain its pipe."""
+def quiesce(ctl: psycopg.Connection, settle: float = 0.3, dbname: str | None = None) -> None:
+    """Wait until no other client backend (of ``dbname``, if given) is alive, then let the
+    collector drain its pipe."""
     deadline = time.monotonic() + 10
+    query = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    )
     while time.monotonic() < deadline:
-        row = ctl.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-        ).fetchone()
+        if dbname is None:
+            row = ctl.execute(query).fetchone()
+        else:
+            row = ctl.execute(query + " AND datname = %s", (dbname,)).fetchone()
         if row is not None and row[0] == 0:
             break
         time.sleep(0.02)
     time.sleep(settle)
 
 
-def rotate_logs(ctl: psycopg.Connection) -> LogFiles:
-    """Start new log files and return them.
+class _Files(Protocol):
+    def all(self) -> tuple[Path, ...]: ...
+
+
+F = TypeVar("F", bound=_Files)
+
+
+def rotate_logs(
+    ctl: psycopg.Connection,
+    current: Callable[[psycopg.Connection], F] = current_log_files,  # type: ignore[assignment]
+    dbname: str | None = None,
+) -> F:
+    """Start new log files and return them (as ``current`` lists them).
 
     File names have 1 s resolution (``%H%M%S``), so wait for a new second first.
+    ``dbname``: wait only for the other sessions of that database to end first.
     """
-    quiesce(ctl)
-    old = current_log_files(ctl)
+    quiesce(ctl, dbname=dbname)
+    old = current(ctl)
     for _ in range(3):
         time.sleep(1.02 - time.time() % 1)
         ctl.execute("SELECT pg_rotate_logfile()")
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            new = current_log_files(ctl)
+            new = current(ctl)
             if all(n != o for n, o in zip(new.all(), old.all(), strict=True)):
                 return new
             time.sleep(0.02)

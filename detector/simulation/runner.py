@@ -5,16 +5,20 @@ order, so sessions that overlap in simulated time are open together, as they wou
 Each step's real span goes into the :class:`~.timewarp.Timeline`; see :mod:`.timewarp`
 for why a step waits for the clock's next millisecond and a close waits for the backend
 to exit.
+
+A :class:`Backend` opens, uses and closes one server's connections; each of its calls
+returns only once the server has logged the step.  :class:`PgBackend` drives PostgreSQL
+with psycopg; :class:`~.mariadb_runner.MariaDBBackend` drives MariaDB with PyMySQL.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .plan import Plan
 from .sessions import Session, Statement
@@ -25,6 +29,31 @@ if TYPE_CHECKING:
 
 Connect = Callable[[Session], "psycopg.Connection[Any]"]
 CONNECT, CLOSE = -1, 1 << 30  # step numbers around a session's statements
+#: a refused statement: (server error code, message)
+Refusal = tuple[str | None, str]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One server's client side; every call returns once the server has logged the step.
+
+    ``distinct_ms``: steps must not share a real millisecond (the time warp maps log lines
+    to steps by their time); false when it maps them by position in the file.
+    """
+
+    distinct_ms: bool
+
+    def open(self, session: Session) -> Any:
+        """Open ``session``'s connection."""
+        ...
+
+    def execute(self, conn: Any, statement: Statement) -> Refusal | None:
+        """Run one statement to its end; the server's refusal, or None."""
+        ...
+
+    def close(self, conn: Any) -> None:
+        """Close the connection and wait until the server has ended the session."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -107,8 +136,36 @@ def execute(conn: psycopg.Connection[Any], st: Statement) -> None:
                 cur.fetchall()
 
 
+class PgBackend:
+    """PostgreSQL through psycopg: a close waits for the backend process to exit."""
+
+    distinct_ms = True
+
+    def __init__(self, connect: Connect) -> None:
+        self.connect = connect
+
+    def open(self, session: Session) -> psycopg.Connection[Any]:
+        return self.connect(session)
+
+    def execute(self, conn: psycopg.Connection[Any], statement: Statement) -> Refusal | None:
+        import psycopg
+
+        try:
+            execute(conn, statement)
+        except psycopg.Error as e:
+            return (e.diag.sqlstate if e.diag else None), str(e).strip()
+        return None
+
+    def close(self, conn: psycopg.Connection[Any]) -> None:
+        pid = conn.info.backend_pid
+        conn.close()
+        _wait_exit(pid)
+
+
 def run_plan(
-    plan: Plan, connect: Connect, progress: Callable[[int, int], None] | None = None
+    plan: Plan,
+    backend: Backend | Connect,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RunRecord:
     """Run every step of ``plan`` in simulated-time order.
 
@@ -116,8 +173,9 @@ def run_plan(
     ----------
     plan
         The sessions to run.
-    connect
-        Opens a session's connection (:func:`connector`).
+    backend
+        The server's client side (:class:`Backend`), or a function opening a PostgreSQL
+        session's connection (:func:`connector`).
     progress
         Called with ``(steps done, steps)`` about ten times.
 
@@ -130,33 +188,27 @@ def run_plan(
     --------
     Needs a running server; see :func:`.simulate.simulate`.
     """
-    import psycopg
-
-    record = RunRecord()
+    client = backend if isinstance(backend, Backend) else PgBackend(backend)
+    record = RunRecord(Timeline(strict=client.distinct_ms))
     tl = record.timeline
-    conns: dict[int, psycopg.Connection[Any]] = {}
-    pids: dict[int, int] = {}
+    conns: dict[int, Any] = {}
     order = steps(plan)
     every = max(500, len(order) // 10)
     started = time.monotonic()
     try:
         for n, (planned, i, step) in enumerate(order):
             session = plan.sessions[i]
-            if tl:
+            if tl and tl.strict:
                 _wait_next_ms(tl.real_last[-1])
             first = _now_ms()
             if step == CONNECT:
-                conns[i] = connect(session)
-                pids[i] = conns[i].info.backend_pid
+                conns[i] = client.open(session)
             elif step == CLOSE:
-                conns.pop(i).close()
-                _wait_exit(pids.pop(i))
+                client.close(conns.pop(i))
             else:
-                try:
-                    execute(conns[i], session.statements[step])
-                except psycopg.Error as e:
-                    sqlstate = e.diag.sqlstate if e.diag else None
-                    record.errors.append(StepError(i, step, sqlstate, str(e).strip()))
+                refused = client.execute(conns[i], session.statements[step])
+                if refused is not None:
+                    record.errors.append(StepError(i, step, *refused))
             sim = tl.add(first, _now_ms(), planned)
             if step == CONNECT:
                 record.spans[i] = (sim, sim)
@@ -172,8 +224,15 @@ def run_plan(
     return record
 
 
-def connector(address: Callable[[str], tuple[str, int]], dbname: str) -> Connect:
-    """Open a session's connection through the forwarder of its client address."""
+def connector(
+    address: Callable[[str], tuple[str, int]],
+    dbname: str,
+    passwords: Mapping[str, str] | None = None,
+) -> Connect:
+    """Open a session's connection through the forwarder of its client address.
+
+    ``passwords`` (user -> password) for a server that asks for them.
+    """
     import psycopg
 
     def connect(session: Session) -> psycopg.Connection[Any]:
@@ -181,6 +240,8 @@ def connector(address: Callable[[str], tuple[str, int]], dbname: str) -> Connect
         extra: dict[str, Any] = {}
         if session.application:
             extra["application_name"] = session.application
+        if passwords is not None:
+            extra["password"] = passwords[session.user]
         return psycopg.connect(
             host=host,
             port=port,

@@ -32,8 +32,10 @@ import bisect
 import datetime as dt
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: ``%m`` with log_timezone UTC (``%t`` and session starts lack the milliseconds)
@@ -42,11 +44,17 @@ _TS = re.compile(rb"(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d{3}))? UTC
 
 @dataclass
 class Timeline:
-    """Real step spans (epoch ms) and the simulated time each step starts at."""
+    """Real step spans (epoch ms) and the simulated time each step starts at.
+
+    ``strict``: spans never share a millisecond (lines are mapped by time, PostgreSQL).
+    Otherwise a step may start in the millisecond the previous one ended in: lines are
+    mapped by position (server_audit, :func:`warp_audit`).
+    """
 
     real_first: list[int] = field(default_factory=list)
     real_last: list[int] = field(default_factory=list)
     sim_first: list[int] = field(default_factory=list)
+    strict: bool = True
 
     def add(self, real_first: int, real_last: int, planned_ms: int) -> int:
         """Record a step; returns its simulated start (``planned_ms`` or a little later).
@@ -56,7 +64,9 @@ class Timeline:
         """
         if real_last < real_first:
             raise ValueError(f"span ends before it starts: {real_first}..{real_last}")
-        if self.real_last and real_first <= self.real_last[-1]:
+        if self.real_last and (
+            real_first < self.real_last[-1] or (self.strict and real_first == self.real_last[-1])
+        ):
             raise ValueError(
                 f"span starting at {real_first} overlaps the previous one ({self.real_last[-1]})"
             )
@@ -85,6 +95,17 @@ class Timeline:
         """Simulated time of the last millisecond of step ``i``."""
         return self.sim_first[i] + self.real_last[i] - self.real_first[i]
 
+    def at_step(self, i: int, real_ms: int) -> int:
+        """Simulated time of real ``real_ms`` taken inside step ``i`` (clamped to its span).
+
+        >>> tl = Timeline()
+        >>> _ = tl.add(1_000, 1_400, 50_000)
+        >>> tl.at_step(0, 0), tl.at_step(0, 1_200), tl.at_step(0, 2_000)
+        (50000, 50200, 50400)
+        """
+        t = min(max(real_ms, self.real_first[i]), self.real_last[i])
+        return self.sim_first[i] + t - self.real_first[i]
+
     def session_start(self, start_ms: int, first_line_ms: int) -> int:
         """Simulated start of a backend that started at ``start_ms`` (whole seconds).
 
@@ -99,16 +120,24 @@ class Timeline:
             start_ms = max(start_ms, self.real_first[i])
         return self.to_sim(start_ms)
 
-    def to_json(self) -> dict[str, list[int]]:
-        return {
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "real_first": self.real_first,
             "real_last": self.real_last,
             "sim_first": self.sim_first,
         }
+        if not self.strict:
+            out["strict"] = False
+        return out
 
     @classmethod
-    def from_json(cls, data: dict[str, list[int]]) -> Timeline:
-        return cls(list(data["real_first"]), list(data["real_last"]), list(data["sim_first"]))
+    def from_json(cls, data: dict[str, Any]) -> Timeline:
+        return cls(
+            list(data["real_first"]),
+            list(data["real_last"]),
+            list(data["sim_first"]),
+            bool(data.get("strict", True)),
+        )
 
 
 def parse_ts(text: bytes) -> int:
@@ -268,6 +297,93 @@ def warp_stderr(data: bytes, timeline: Timeline) -> bytes:
     rw = _Rewriter(timeline)
     edits = [(m.start(), m.end(), rw.line_time(m.group())) for m in _STDERR_TIME.finditer(data)]
     return _splice(data, edits)
+
+
+# server_audit's default timestamp (local time of the server, whole seconds), line start
+_AUDIT_TS = re.compile(rb"^(\d{4})(\d\d)(\d\d) (\d\d):(\d\d):(\d\d),", re.MULTILINE)
+
+
+def _audit_ms(m: re.Match[bytes]) -> int:
+    y, mo, d, h, mi, s = (int(g) for g in m.groups())
+    return (dt.datetime(y, mo, d, h, mi, s, tzinfo=dt.UTC) - _EPOCH) // dt.timedelta(milliseconds=1)
+
+
+def format_audit_ts(ms: int) -> bytes:
+    """server_audit's ``YYYYMMDD HH:MM:SS`` of epoch ms, in UTC.
+
+    >>> format_audit_ts(1_709_542_861_999)
+    b'20240304 09:01:01'
+    """
+    return (_EPOCH + dt.timedelta(milliseconds=ms)).strftime("%Y%m%d %H:%M:%S").encode()
+
+
+def warp_audit(
+    data: bytes, timeline: Timeline, ends: Sequence[int], utc_offset_ms: int = 0
+) -> bytes:
+    """A MariaDB server_audit file with each line's timestamp in simulated time.
+
+    server_audit stamps whole seconds, so a line cannot be told from its time alone which
+    of the many steps of that second wrote it.  Lines are mapped by *position* instead:
+    the runner waits after every step until the server has logged it (see
+    :mod:`.mariadb_runner`), so the file is in step order and ``ends[i]`` is the byte
+    offset just after the last line of step ``i``.  Within its step a line keeps its real
+    offset (clamped to the step's span), so a long statement's lines keep its duration.
+
+    Parameters
+    ----------
+    data
+        The part of the audit file the run wrote (byte 0 = start of the first step).
+    timeline
+        The run's step spans; ``len(ends) == len(timeline)``.
+    ends
+        Byte offset in ``data`` after each step's lines (non-decreasing).
+    utc_offset_ms
+        How far the server's local time is ahead of UTC (0 for a server in UTC).
+
+    Returns
+    -------
+    bytes
+        The same bytes but the leading ``YYYYMMDD HH:MM:SS`` of each line, now in UTC.
+
+    Examples
+    --------
+    >>> tl = Timeline()
+    >>> _ = tl.add(5_000, 5_300, 3_600_000)
+    >>> _ = tl.add(5_301, 5_302, 7_200_000)
+    >>> connect = b"19700101 00:00:05,h,u,1.2.3.4,7,0,CONNECT,,,0\\n"
+    >>> query = b"19700101 00:00:05,h,u,1.2.3.4,7,9,QUERY,,'x',0\\n"
+    >>> out = warp_audit(connect + query, tl, [len(connect), len(connect + query)])
+    >>> [line[:17] for line in out.decode().splitlines()]
+    ['19700101 01:00:00', '19700101 02:00:00']
+    """
+    if len(ends) != len(timeline):
+        raise ValueError(f"{len(ends)} step ends for {len(timeline)} steps")
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+    cache: dict[tuple[int, bytes], bytes] = {}
+    edits = []
+    for m in _AUDIT_TS.finditer(data):
+        i = min(bisect.bisect_right(ends, m.start()), len(ends) - 1)
+        key = (i, m.group())
+        if key not in cache:
+            cache[key] = format_audit_ts(timeline.at_step(i, _audit_ms(m) - utc_offset_ms))
+        edits.append((m.start(), m.end() - 1, cache[key]))
+    if len(edits) != lines:
+        bad = next((ln for ln in data.split(b"\n") if ln and not _AUDIT_TS.match(ln + b"\n")), b"")
+        raise ValueError(
+            "server_audit line without the default YYYYMMDD HH:MM:SS timestamp"
+            f" (server_audit_timestamp_format is not supported): {bad[:80]!r}"
+        )
+    return _splice(data, edits)
+
+
+def first_audit_time(data: bytes) -> int | None:
+    """Epoch ms of the first line of a server_audit file in UTC (None when empty).
+
+    >>> first_audit_time(b"20240304 09:00:01,h,u,1.2.3.4,7,0,CONNECT,,,0\\n")
+    1709542801000
+    """
+    m = _AUDIT_TS.match(data)
+    return None if m is None else _audit_ms(m)
 
 
 WARPERS = {".csv": warp_csvlog, ".json": warp_jsonlog, ".log": warp_stderr}

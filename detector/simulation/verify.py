@@ -21,13 +21,13 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import polars as pl
 
 from .plan import labels_from_spans
-from .sessions import Session, to_ms
+from .sessions import Session, Statement, to_ms
 
 __all__ = ["label_coverage", "labels_from_spans", "mismatches"]
 
@@ -43,7 +43,10 @@ def _index(events: pl.DataFrame) -> dict[tuple[str, str], list[tuple[int, int | 
 
 
 def label_coverage(
-    sessions: Sequence[Session], events: pl.DataFrame, labels: Iterable[dict[str, Any]]
+    sessions: Sequence[Session],
+    events: pl.DataFrame,
+    labels: Iterable[dict[str, Any]],
+    logged: Callable[[Statement], str] = lambda st: st.logged_sql,
 ) -> pl.DataFrame:
     """Per label: planned statements, statements matched inside its window, their rows.
 
@@ -55,6 +58,9 @@ def label_coverage(
         Canonical events parsed from the produced log.
     labels
         The contents of ``labels.json``.
+    logged
+        The text the server logs for a planned statement: PostgreSQL's by default; for
+        MariaDB :func:`.mysql_dialect.logged_sql`.
 
     Returns
     -------
@@ -80,14 +86,15 @@ def label_coverage(
             c = counts[(name, s.user)]
             for st in s.statements:
                 c[0] += 1
-                cands = index.get((s.user, st.logged_sql), [])
+                text = logged(st)
+                cands = index.get((s.user, text), [])
                 pos = bisect.bisect_left(cands, st.at_ms, key=lambda e: e[0])
                 order = sorted(
                     range(max(0, pos - 3), min(len(cands), pos + 50)),
                     key=lambda k: abs(cands[k][0] - st.at_ms),
                 )
                 for k in order:
-                    key = (st.logged_sql, k)
+                    key = (text, k)
                     t, rows = cands[k]
                     if key not in used[(name, s.user)] and lo <= t <= hi:
                         used[(name, s.user)].add(key)

@@ -1,37 +1,44 @@
 """A throwaway MariaDB server with the server_audit plugin, for tests that need real logs.
 
-The server runs from a fresh data directory in a temp dir (``mariadb-install-db``), listens on
-a free loopback port and a socket inside that dir, and writes its audit file there too, so
-tests never touch a system instance. Install the binaries with ``scripts/services/mariadb.sh``.
+The server code lives in :mod:`detector.simulation.mariadb_server` (the simulator starts its
+own servers); this module re-exports it with the tests' defaults: a non-UTC server time
+zone and the workload accounts' passwords. Install the binaries with
+``scripts/services/mariadb.sh``.
 
 Examples
 --------
 >>> free_port() > 0
 True
->>> find_binaries.__name__
-'find_binaries'
+>>> MariaDBServer().timezone
+'Asia/Shanghai'
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from detector.simulation import mariadb_server
+from detector.simulation.mariadb_server import (
+    INSTALL_HINT,
+    MariaDBUnavailableError,
+    find_binaries,
+    free_port,
+)
 
 if TYPE_CHECKING:
     from pymysql.connections import Connection
 
-INSTALL_HINT = (
-    "MariaDB is not installed: run `sudo scripts/services/mariadb.sh` "
-    "(Debian 12 mariadb-server, which ships server_audit.so)"
-)
+__all__ = [
+    "INSTALL_HINT",
+    "PASSWORDS",
+    "SERVER_TZ",
+    "MariaDBServer",
+    "MariaDBUnavailableError",
+    "find_binaries",
+    "free_port",
+]
+
 #: The server writes audit timestamps in its local time; a non-UTC zone with no DST makes
 #: the parser's zone conversion observable in the tests without DST ambiguity.
 SERVER_TZ = "Asia/Shanghai"
@@ -39,200 +46,15 @@ SERVER_TZ = "Asia/Shanghai"
 PASSWORDS = {"officer1": "officer1-pw", "analyst1": "analyst1-pw", "etl_batch": "etl-pw"}
 
 
-class MariaDBUnavailableError(RuntimeError):
-    """The MariaDB binaries or the server_audit plugin are missing."""
-
-
-def free_port() -> int:
-    """Return a TCP port that was free on 127.0.0.1 a moment ago.
-
-    >>> 1024 <= free_port() <= 65535
-    True
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def find_binaries() -> tuple[Path, Path]:
-    """Locate ``mariadbd`` and ``mariadb-install-db`` or raise with the install hint.
-
-    Debian puts mariadbd in /usr/sbin, which a non-root PATH often lacks, hence the fallback.
-    """
-    path = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin:/usr/bin"
-    server = shutil.which("mariadbd", path=path)
-    install = shutil.which("mariadb-install-db", path=path)
-    if server is None or install is None:
-        raise MariaDBUnavailableError(INSTALL_HINT)
-    plugin_dir = Path("/usr/lib/mysql/plugin")
-    if plugin_dir.is_dir() and not (plugin_dir / "server_audit.so").exists():
-        raise MariaDBUnavailableError(f"{plugin_dir}/server_audit.so missing. {INSTALL_HINT}")
-    return Path(server), Path(install)
-
-
 @dataclass
-class MariaDBServer:
-    """One mariadbd process with server_audit logging CONNECT, QUERY and TABLE events.
+class MariaDBServer(mariadb_server.MariaDBServer):
+    """The package's server in :data:`SERVER_TZ`; :meth:`connect` knows the passwords."""
 
-    Use as a context manager; ``stop`` shuts the server down cleanly so the audit file is
-    complete, and ``cleanup`` removes the temp dir.
-
-    Parameters
-    ----------
-    keep
-        Keep the temp dir after ``cleanup`` (for debugging a failed run).
-    """
-
-    keep: bool = False
-    base: Path = field(init=False)
-    port: int = field(init=False, default=0)
-    proc: subprocess.Popen[bytes] | None = field(init=False, default=None)
-    version: str = field(init=False, default="")
-
-    def __post_init__(self) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix="exfil-mariadb-"))
-
-    @property
-    def datadir(self) -> Path:
-        return self.base / "data"
-
-    @property
-    def socket_path(self) -> Path:
-        return self.base / "mariadb.sock"
-
-    @property
-    def audit_log(self) -> Path:
-        return self.base / "server_audit.log"
-
-    @property
-    def outfile_dir(self) -> Path:
-        """``secure_file_priv``: the only place ``SELECT ... INTO OUTFILE`` may write."""
-        return self.base / "outfile"
-
-    @property
-    def error_log(self) -> Path:
-        return self.base / "error.log"
-
-    @property
-    def user_args(self) -> list[str]:
-        """Root must hand the server to the ``mysql`` account; anyone else runs it as self."""
-        return ["--user=mysql"] if os.geteuid() == 0 else []
-
-    def server_args(self) -> list[str]:
-        """Options after ``mariadbd``: everything explicit, no option files read."""
-        return [
-            "--no-defaults",
-            *self.user_args,
-            f"--datadir={self.datadir}",
-            f"--socket={self.socket_path}",
-            f"--pid-file={self.base / 'mariadbd.pid'}",
-            f"--log-error={self.error_log}",
-            f"--port={self.port}",
-            "--bind-address=127.0.0.1",
-            "--skip-name-resolve",
-            f"--secure-file-priv={self.outfile_dir}",
-            "--plugin-load-add=server_audit",
-            "--server-audit-logging=ON",
-            "--server-audit-events=CONNECT,QUERY,TABLE",
-            f"--server-audit-file-path={self.audit_log}",
-            "--server-audit-file-rotate-size=1G",
-            # Small InnoDB footprint: start-up time is what the tests pay for.
-            "--innodb-buffer-pool-size=32M",
-            "--innodb-log-file-size=16M",
-            "--skip-innodb-doublewrite",
-            "--innodb-flush-log-at-trx-commit=0",
-        ]
-
-    def start(self, timeout: float = 30.0) -> MariaDBServer:
-        server, install = find_binaries()
-        self.port = free_port()
-        self.datadir.mkdir()
-        self.outfile_dir.mkdir()
-        # mkdtemp makes the dir 0700 for root; mariadbd runs as mysql and must write in it.
-        for path in (self.base, self.datadir, self.outfile_dir) if self.user_args else ():
-            shutil.chown(path, "mysql", "mysql")
-        subprocess.run(
-            [str(install), "--no-defaults", *self.user_args, f"--datadir={self.datadir}",
-             "--auth-root-authentication-method=normal", "--skip-test-db",
-             "--skip-name-resolve"],
-            check=True, capture_output=True, timeout=timeout,
-        )  # fmt: skip
-        self.version = subprocess.run(
-            [str(server), "--version"], check=True, capture_output=True, text=True
-        ).stdout.strip()
-        env = dict(os.environ, TZ=SERVER_TZ)
-        self.proc = subprocess.Popen(
-            [str(server), *self.server_args()],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        self._wait_ready(timeout)
-        return self
-
-    def _wait_ready(self, timeout: float) -> None:
-        import pymysql
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"mariadbd exited early:\n{self._error_tail()}")
-            if self.socket_path.exists():
-                try:
-                    pymysql.connect(unix_socket=str(self.socket_path), user="root").close()
-                    return
-                except pymysql.err.OperationalError:
-                    pass
-            time.sleep(0.05)
-        raise RuntimeError(f"mariadbd not ready after {timeout} s:\n{self._error_tail()}")
-
-    def _error_tail(self) -> str:
-        try:
-            return "\n".join(self.error_log.read_text(errors="replace").splitlines()[-20:])
-        except OSError:
-            return "(no error log)"
-
-    def admin(self) -> Connection:
-        """Root connection over the socket (root has no password on this throwaway server)."""
-        import pymysql
-
-        return pymysql.connect(unix_socket=str(self.socket_path), user="root", autocommit=True)
+    timezone: str = SERVER_TZ
 
     def connect(
-        self, user: str, password: str | None = None, database: str | None = None
+        self, user: str, password: str | None = None, database: str | None = None, **extra: Any
     ) -> Connection:
-        """A client connection over TCP 127.0.0.1, as an application would open it."""
-        import pymysql
-
-        return pymysql.connect(
-            host="127.0.0.1", port=self.port, user=user,
-            password=PASSWORDS.get(user, "") if password is None else password,
-            database=database, autocommit=True, connect_timeout=5,
-        )  # fmt: skip
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Shut down cleanly (SIGTERM) so server_audit closes its file; kill if stuck."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        if not self.keep:
-            shutil.rmtree(self.base, ignore_errors=True)
-
-    def __enter__(self) -> MariaDBServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.cleanup()
+        """A client connection over TCP 127.0.0.1 (password from :data:`PASSWORDS`)."""
+        pw = PASSWORDS.get(user, "") if password is None else password
+        return super().connect(user, pw, database, **extra)
