@@ -31,6 +31,7 @@ What counts as a read, and which rows are sensitive
 ...     "sensitive_classes": [["phone"], []], "aggregate_only": [False, True],
 ...     "has_aggregate": [False, True], "has_group_by": [False, False],
 ...     "is_export": [False, False], "has_offset": [False, False], "is_lookup": [False, False],
+...     "has_limit": [False, False], "has_where": [False, False],
 ...     "subject_keys": [[], []], "rows_estimate": [300, 1],
 ...     "rows_estimate_source": ["logged", "logged"],
 ... }, schema_overrides={"fingerprint_id": pl.UInt64, "subject_keys": pl.List(pl.UInt64)})
@@ -79,6 +80,17 @@ EVENT_CONTEXT: Final = (
 _READ_KINDS: Final = ("select", "fetch")
 
 
+#: One page of a paginated read: ``LIMIT n OFFSET k``, or keyset paging (``WHERE id > k
+#: ... LIMIT n``, the fast way to dump a table page by page) - a LIMIT under a filter that
+#: is not an aggregate or a one-row lookup.
+_page = pl.col("has_offset").fill_null(False) | (
+    pl.col("has_limit").fill_null(False)
+    & pl.col("has_where").fill_null(False)
+    & ~pl.col("has_aggregate").fill_null(False)
+    & ~pl.col("is_lookup").fill_null(False)
+)
+
+
 def _has_any(classes: frozenset[str]) -> pl.Expr:
     return pl.col("sensitive_classes").list.set_intersection(pl.lit(sorted(classes))).list.len() > 0
 
@@ -117,7 +129,7 @@ def event_features(enriched: pl.DataFrame) -> pl.DataFrame:
             export_rows=pl.when(ok & pl.col("is_export").fill_null(False))
             .then(rows)
             .otherwise(zero),
-            pages=(ok & pl.col("has_offset").fill_null(False)).cast(pl.Float64),
+            pages=(ok & _page).cast(pl.Float64),
             lookups=(ok & pl.col("is_lookup").fill_null(False)).cast(pl.Float64),
             estimated_rows=pl.when(estimated).then(rows).otherwise(zero),
             classes=pl.when(sensitive)

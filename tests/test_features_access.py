@@ -1,0 +1,52 @@
+"""Per-statement access signals on real SQL: what counts as a page of a paginated read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+
+from features.access import event_features
+from features.catalog import Catalog
+from features.enrich import enrich
+from streams.schema import conform
+
+CATALOG = Catalog.loads(
+    """
+[tables."public.citizens"]
+rows = 30000
+columns = ["id", "national_id", "full_name", "phone", "address", "birth_date"]
+"""
+)
+PAGES = {
+    # OFFSET paging and keyset paging walk a table page by page
+    "SELECT national_id, phone FROM citizens ORDER BY id LIMIT 100 OFFSET 300": 1.0,
+    "SELECT id, national_id, phone FROM citizens WHERE id > 1500 ORDER BY id LIMIT 500": 1.0,
+    # not pages: a lookup, a top-10 aggregate, a plain filtered read, a bare LIMIT
+    "SELECT full_name, phone FROM citizens WHERE national_id = '11010519491231002X'": 0.0,
+    "SELECT birth_date, count(*) FROM citizens WHERE id > 0 GROUP BY 1 LIMIT 10": 0.0,
+    "SELECT full_name FROM citizens WHERE birth_date > '1990-01-01'": 0.0,
+    "SELECT full_name FROM citizens LIMIT 5": 0.0,
+}
+
+
+def test_offset_and_keyset_paging_are_pages() -> None:
+    rows = [
+        {
+            "event_time": datetime(2024, 3, 4, 9, i, tzinfo=UTC),
+            "source_format": "pgaudit-csv",
+            "event_kind": "statement",
+            "user": "officer01",
+            "statement": sql,
+            "command_tag": "SELECT",
+            "rows": 100,
+            "rows_status": "counted",
+            "session_id": "s1",
+            "tables": ["public.citizens"],
+            "database": "records",
+        }
+        for i, sql in enumerate(PAGES)
+    ]
+    events = conform(pl.DataFrame(rows, schema_overrides={"tables": pl.List(pl.String)}))
+    signals = event_features(enrich(events, CATALOG, id_key=b"access-test-key-0123"))
+    assert dict(zip(PAGES, signals["pages"].to_list(), strict=True)) == PAGES
