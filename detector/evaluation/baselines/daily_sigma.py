@@ -15,7 +15,7 @@ from typing import Final
 
 import polars as pl
 
-from detector.evaluation.baselines.run import BaselineRun, thousands
+from detector.evaluation.baselines.run import BaselineRun, first_crossing, thousands
 
 NAME: Final = "daily_sigma"
 DESCRIPTION: Final = "per-user daily rows > mean + 3 sd of the user's own past days"
@@ -76,29 +76,25 @@ def detect(
         pl.col("threshold").is_not_null() & (pl.col("total") > pl.col("threshold"))
     )
     day = pl.col("event_time").dt.date().alias("day")
-    hits = (
-        statements.select("user", "event_time", "rows", day)
-        .join(limits.select("user", "day", "threshold", "past_days"), on=["user", "day"])
-        .with_columns(
-            pl.col("rows").cum_sum().over("user", "day").alias("running"),
-            pl.col("event_time").min().over("user", "day").alias("start"),
-        )
-        .filter(pl.col("running") > pl.col("threshold"))
-        .group_by("user", "day")
-        .agg(pl.all().first())
-        .select(
-            "user",
-            "start",
-            pl.col("event_time").alias("end"),
-            pl.col("event_time").alias("detected_at"),
-            pl.format(
-                "read {} rows on {} (mean + {} sd of {} past days: {})",
-                thousands(pl.col("running").round().cast(pl.Int64)),
-                pl.col("day").dt.strftime("%Y-%m-%d"),
-                pl.lit(f"{sigmas:g}"),
-                pl.col("past_days"),
-                thousands(pl.col("threshold").round().cast(pl.Int64)),
-            ).alias("reason"),
-        )
+    crossings = first_crossing(
+        statements.select("user", "event_time", "rows", day).join(
+            limits.select("user", "day", "threshold", "past_days"), on=["user", "day"]
+        ),
+        "day",
+        "threshold",
+    )
+    hits = crossings.select(
+        "user",
+        "start",
+        "end",
+        "detected_at",
+        pl.format(
+            "read {} rows on {} (mean + {} sd of {} past days: {})",
+            thousands(pl.col("running").round().cast(pl.Int64)),
+            pl.col("day").dt.strftime("%Y-%m-%d"),
+            pl.lit(f"{sigmas:g}"),
+            pl.col("past_days"),
+            thousands(pl.col("threshold").round().cast(pl.Int64)),
+        ).alias("reason"),
     )
     return BaselineRun.from_frame(hits)

@@ -12,7 +12,7 @@ from typing import Final
 
 import polars as pl
 
-from detector.evaluation.baselines.run import BaselineRun, thousands
+from detector.evaluation.baselines.run import BaselineRun, first_crossing, thousands
 
 NAME: Final = "dam_hourly"
 DESCRIPTION: Final = "DAM policy: > 10,000 rows per user per hour"
@@ -38,26 +38,19 @@ def detect(
     """
     del warmup_end
     hour = pl.col("event_time").dt.truncate("1h")
-    hits = (
-        statements.select("user", "event_time", "rows", hour.alias("hour"))
-        .with_columns(
-            pl.col("rows").cum_sum().over("user", "hour").alias("total"),
-            pl.col("event_time").min().over("user", "hour").alias("start"),
-        )
-        .filter(pl.col("total") > threshold)
-        .group_by("user", "hour")
-        .agg(pl.all().first())
-        .select(
-            "user",
-            "start",
-            pl.col("event_time").alias("end"),
-            pl.col("event_time").alias("detected_at"),
-            pl.format(
-                "read {} rows in the hour from {} (> {})",
-                thousands(pl.col("total").round().cast(pl.Int64)),
-                pl.col("hour").dt.strftime("%H:%M"),
-                pl.lit(f"{threshold:,.0f}"),
-            ).alias("reason"),
-        )
+    crossings = first_crossing(
+        statements.select("user", "event_time", "rows", hour.alias("hour")), "hour", threshold
+    )
+    hits = crossings.select(
+        "user",
+        "start",
+        "end",
+        "detected_at",
+        pl.format(
+            "read {} rows in the hour from {} (> {})",
+            thousands(pl.col("running").round().cast(pl.Int64)),
+            pl.col("hour").dt.strftime("%H:%M"),
+            pl.lit(f"{threshold:,.0f}"),
+        ).alias("reason"),
     )
     return BaselineRun.from_frame(hits)
