@@ -178,8 +178,10 @@ def run_parse(
     dead_letter: Path | None,
     analyse: bool = False,
     compression: ParquetCompression = "lz4",
-    stream: TextIO = sys.stdout,
+    stream: TextIO | None = None,
 ) -> int:
+    # the sys.stdout of the call, not of import time (tests swap it)
+    stream = sys.stdout if stream is None else stream
     dlq = dead_letter if dead_letter is not None else out.with_suffix(".deadletter.jsonl")
     if dlq.exists():
         dlq.unlink()

@@ -142,10 +142,12 @@ def run_replay(
     *,
     alerts_out: Path,
     dead_letter: Path | None = None,
-    stream: TextIO = sys.stdout,
+    stream: TextIO | None = None,
     progress: TextIO | None = sys.stderr,
     history: Sequence[Path] = (),
 ) -> int:
+    # the sys.stdout of the call, not of import time (tests swap it)
+    stream = sys.stdout if stream is None else stream
     dlq = dead_letter if dead_letter is not None else alerts_out.with_suffix(".deadletter.jsonl")
     if dlq.exists():
         dlq.unlink()
