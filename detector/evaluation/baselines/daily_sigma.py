@@ -76,18 +76,12 @@ def detect(
         pl.col("threshold").is_not_null() & (pl.col("total") > pl.col("threshold"))
     )
     day = pl.col("event_time").dt.date().alias("day")
-    crossings = first_crossing(
+    hits = first_crossing(
         statements.select("user", "event_time", "rows", day).join(
             limits.select("user", "day", "threshold", "past_days"), on=["user", "day"]
         ),
         "day",
         "threshold",
-    )
-    hits = crossings.select(
-        "user",
-        "start",
-        "end",
-        "detected_at",
         pl.format(
             "read {} rows on {} (mean + {} sd of {} past days: {})",
             thousands(pl.col("running").round().cast(pl.Int64)),
@@ -95,6 +89,6 @@ def detect(
             pl.lit(f"{sigmas:g}"),
             pl.col("past_days"),
             thousands(pl.col("threshold").round().cast(pl.Int64)),
-        ).alias("reason"),
+        ),
     )
     return BaselineRun.from_frame(hits)

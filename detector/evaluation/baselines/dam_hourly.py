@@ -38,19 +38,15 @@ def detect(
     """
     del warmup_end
     hour = pl.col("event_time").dt.truncate("1h")
-    crossings = first_crossing(
-        statements.select("user", "event_time", "rows", hour.alias("hour")), "hour", threshold
-    )
-    hits = crossings.select(
-        "user",
-        "start",
-        "end",
-        "detected_at",
+    hits = first_crossing(
+        statements.select("user", "event_time", "rows", hour.alias("hour")),
+        "hour",
+        threshold,
         pl.format(
             "read {} rows in the hour from {} (> {})",
             thousands(pl.col("running").round().cast(pl.Int64)),
             pl.col("hour").dt.strftime("%H:%M"),
             pl.lit(f"{threshold:,.0f}"),
-        ).alias("reason"),
+        ),
     )
     return BaselineRun.from_frame(hits)

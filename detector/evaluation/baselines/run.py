@@ -41,17 +41,20 @@ def thousands(number: pl.Expr) -> pl.Expr:
     return grouped.str.reverse().str.strip_chars_start(",")
 
 
-def first_crossing(frame: pl.DataFrame, period: str, limit: str | float) -> pl.DataFrame:
-    """Per user and ``period``, the statement at which the running row total first goes
-    over ``limit`` (a number, or the name of a column), as a detection frame's base:
-    ``start`` is the period's first statement, ``end``/``detected_at`` the crossing one,
-    ``running`` the total then. ``frame`` is in event-time order.
+def first_crossing(
+    frame: pl.DataFrame, period: str, limit: str | float, reason: pl.Expr
+) -> pl.DataFrame:
+    """Detections: per user and ``period``, the statement at which the running row total
+    first goes over ``limit`` (a number, or the name of a column). ``start`` is the
+    period's first statement, ``end``/``detected_at`` the crossing one; ``reason`` may use
+    ``running`` (the total then) and the frame's columns. ``frame`` is in event-time order.
 
     >>> import datetime as dt
     >>> t = [dt.datetime(2024, 3, 7, 9, m, tzinfo=dt.UTC) for m in range(3)]
     >>> f = pl.DataFrame({"user": ["a"] * 3, "event_time": t, "rows": [5, 5, 5], "p": [1] * 3})
-    >>> first_crossing(f, "p", 8).select("running", pl.col("detected_at").dt.minute()).row(0)
-    (10, 1)
+    >>> hit = first_crossing(f, "p", 8, pl.format("{} rows", pl.col("running")))
+    >>> hit.select("reason", pl.col("detected_at").dt.minute()).row(0)
+    ('10 rows', 1)
     """
     over = pl.col(limit) if isinstance(limit, str) else pl.lit(limit)
     return (
@@ -62,5 +65,11 @@ def first_crossing(frame: pl.DataFrame, period: str, limit: str | float) -> pl.D
         .filter(pl.col("running") > over)
         .group_by("user", period, maintain_order=True)
         .agg(pl.all().first())
-        .with_columns(pl.col("event_time").alias("end"), pl.col("event_time").alias("detected_at"))
+        .select(
+            "user",
+            "start",
+            pl.col("event_time").alias("end"),
+            pl.col("event_time").alias("detected_at"),
+            reason.alias("reason"),
+        )
     )
