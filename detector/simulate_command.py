@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -39,8 +40,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--db", choices=DATABASES, default="postgres", help="server (postgres)")
     p.add_argument(
         "--dsn",
-        default=None,
-        help="use this running local server (superuser DSN) instead of a throwaway one",
+        default=os.environ.get("EXFIL_SIMULATE_DSN"),
+        help="use this running local server (superuser DSN) instead of a throwaway one;"
+        " default $EXFIL_SIMULATE_DSN (keeps the password out of the process list)",
     )
     p.add_argument("--days", type=int, default=21, help="simulated days (default 21)")
     p.add_argument("--users", type=int, default=50, help="database users (>= 5, default 50)")
