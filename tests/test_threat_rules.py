@@ -181,6 +181,24 @@ RULE_CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         {"scale": "1h", "service": True, "new_ips": 0.0},
         "high",
     ),
+    "EXF-012": (
+        {
+            "scale": "1h",
+            "statements": 36.0,
+            "identifier_rows": 18000.0,
+            "sensitive_rows": 18000.0,
+            "z_sensitive_rows": 6.0,
+        },
+        {  # the same rows from one statement: a smash-and-grab, not a split dump
+            "scale": "1h",
+            "statements": 36.0,
+            "identifier_rows": 18000.0,
+            "sensitive_rows": 18000.0,
+            "z_sensitive_rows": 6.0,
+            "max_statement_rows": 18000.0,
+        },
+        "high",
+    ),
 }
 
 
