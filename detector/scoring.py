@@ -48,6 +48,10 @@ DEFAULT_GROUP: Final = "*"
 CLUSTER_AFTER_DAYS: Final = 3
 #: Active days in a row a streak of excess is held back from the baselines, at most.
 MAX_HOLD_DAYS: Final = 7
+#: Bits of hour surprise above which the hour adds to a window's score: people, service
+#: accounts (scored on their hours of the day).
+SURPRISE_BITS: Final = 6.0
+SERVICE_SURPRISE_BITS: Final = 4.0
 _SENSITIVE: Final = WINDOW_FEATURES.index("sensitive_rows")
 
 
@@ -225,10 +229,19 @@ class Scorer:
             streak[day] = self._streak(idx[day], excess[:, 0])
         hours = _week_hour(items)
         surprise = self.hours_.surprise_many(idx, hours, prior_idx=gidx, prior=self.peer_hours_)
+        # A service account runs by the clock, not by the day of the week: its hour is
+        # judged against every day's runs (a nightly job's first weekend run is no news),
+        # and an hour it never runs at counts from fewer bits than a person working late.
+        service = roles.is_in(list(self.service_roles)).to_numpy()
+        if service.any():
+            rows = np.flatnonzero(service)
+            surprise[rows] = self.hours_.surprise_many(
+                idx[rows], hours[rows], prior_idx=gidx[rows], prior=self.peer_hours_, fold=True
+            )
         surprise[day] = 0.0  # a day window has no hour
         seasoned = history >= 3
         novelty = (
-            np.maximum(surprise - 6.0, 0.0)
+            np.maximum(surprise - np.where(service, SERVICE_SURPRISE_BITS, SURPRISE_BITS), 0.0)
             + 2.0 * ((items["new_ips"].to_numpy() > 0) & seasoned)
             + 2.0 * ((items["new_classes"].list.len().to_numpy() > 0) & seasoned)
         )
@@ -260,7 +273,7 @@ class Scorer:
         )
         return items.with_columns(
             role=roles,
-            service=roles.is_in(list(self.service_roles)),
+            service=pl.Series(service),
         ).hstack(frame)
 
     def refine(self, matches: pl.DataFrame) -> pl.DataFrame:

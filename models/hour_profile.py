@@ -56,6 +56,16 @@ class HourProfile:
     >>> peers = prof.surprise_many(np.array([100, 100]), np.array([9, 2]))
     >>> bool(np.allclose(new, peers)), new.round(1).tolist()
     (True, [2.3, 6.8])
+
+    A nightly job seen on weekdays only (bins 0-23 of a 48-hour week): its first weekend
+    run at the same hour (bin 25) surprises by the day, not by the hour of the day.
+
+    >>> week = HourProfile(bins=48)
+    >>> week.learn_many(np.zeros(20, dtype=int), np.ones(20, dtype=int))
+    >>> week.surprise_many(np.array([0, 0]), np.array([25, 11])).round(1).tolist()
+    [6.1, 6.1]
+    >>> week.surprise_many(np.array([0, 0]), np.array([25, 11]), fold=True).round(1).tolist()
+    [1.1, 5.4]
     """
 
     def __init__(self, half_life: float = 200.0, smoothing: float = 1.0, bins: int = 24) -> None:
@@ -90,12 +100,15 @@ class HourProfile:
         self.learn_many(np.array([i]), np.array([hour]))
 
     def _probability(
-        self, idx: np.ndarray, h: np.ndarray, prior_p: np.ndarray | float
+        self, idx: np.ndarray, h: np.ndarray, prior_p: np.ndarray | float, fold: bool = False
     ) -> np.ndarray:
-        m = self.smoothing * self.bins
+        m = self.smoothing * (24 if fold else self.bins)
         counts = getattr(self, "counts_", None)
         if counts is None:
             return np.broadcast_to(np.asarray(prior_p, dtype=np.float64), h.shape).copy()
+        if fold:  # the hours of the day, whatever the day: sum the calendar's days
+            counts = counts.reshape(counts.shape[0], -1, 24).sum(axis=1)
+            h = h % 24
         known = idx < counts.shape[0]
         c_h, total = np.zeros(idx.size), np.zeros(idx.size)
         if bool(known.all()):
@@ -111,6 +124,7 @@ class HourProfile:
         hours: np.ndarray,
         prior_idx: np.ndarray | None = None,
         prior: HourProfile | None = None,
+        fold: bool = False,
     ) -> np.ndarray:
         """``-log2 P(hour | entity)`` in bits, smoothed toward the prior's profile. Pure.
 
@@ -125,6 +139,10 @@ class HourProfile:
             group" (uniform prior for that row). ``None``: uniform prior for all rows.
         prior
             The model holding the groups; ``None`` means this model (groups as entities).
+        fold
+            Score the hour of the day only, every day of a multi-day calendar (``bins`` a
+            multiple of 24) counted together: for entities whose hours do not depend on
+            the day, like a job that runs every night.
 
         Returns
         -------
@@ -133,7 +151,9 @@ class HourProfile:
         """
         idx = as_index(idx, distinct=False)
         h = _check_hours(hours, idx.size, self.bins)
-        uniform = 1.0 / self.bins
+        if fold and self.bins % 24:
+            raise ValueError(f"cannot fold {self.bins} bins into hours of the day")
+        uniform = 1.0 / (24 if fold else self.bins)
         if prior_idx is None:
             p_prior: np.ndarray | float = uniform
         else:
@@ -143,8 +163,10 @@ class HourProfile:
             has = pidx >= 0
             model = self if prior is None else prior
             p_prior = np.full(idx.size, uniform)
-            p_prior[has] = model._probability(as_index(pidx[has], distinct=False), h[has], uniform)
-        return -np.log2(self._probability(idx, h, p_prior))
+            p_prior[has] = model._probability(
+                as_index(pidx[has], distinct=False), h[has], uniform, fold
+            )
+        return -np.log2(self._probability(idx, h, p_prior, fold))
 
     def score_one(self, i: int, hour: int) -> float:
         """Surprise (bits) of activity of entity ``i`` at ``hour`` (uniform prior)."""
