@@ -107,8 +107,13 @@ class HourProfile:
         if counts is None:
             return np.broadcast_to(np.asarray(prior_p, dtype=np.float64), h.shape).copy()
         if fold:  # the hours of the day, whatever the day: sum the calendar's days
-            counts = counts.reshape(counts.shape[0], -1, 24).sum(axis=1)
-            h = h % 24
+            known = idx < counts.shape[0]
+            # only the rows asked about: folding the whole table would cost every entity
+            rows = counts[np.where(known, idx, 0)].astype(np.float64)
+            folded = rows.reshape(idx.size, -1, 24).sum(axis=1)[np.arange(idx.size), h % 24]
+            c_h = np.where(known, folded, 0.0)
+            total = np.where(known, rows.sum(axis=1), 0.0)
+            return (c_h + m * prior_p) / (total + m)
         known = idx < counts.shape[0]
         c_h, total = np.zeros(idx.size), np.zeros(idx.size)
         if bool(known.all()):

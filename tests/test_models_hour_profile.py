@@ -69,3 +69,15 @@ def test_decay_keeps_counts_bounded() -> None:
 def test_invalid_hours_raise(hours: np.ndarray) -> None:
     with pytest.raises(ValueError):
         HourProfile().learn_many(np.array([0]), hours)
+
+
+def test_fold_scores_as_a_24_hour_profile_of_the_summed_days() -> None:
+    week = HourProfile(bins=48)
+    rng = np.random.default_rng(0)
+    week.learn_many(rng.integers(0, 50, 2000), rng.integers(0, 48, 2000))
+    day = HourProfile(bins=24)
+    day.counts_ = week.counts_.reshape(-1, 2, 24).sum(axis=1)
+    idx, hours = rng.integers(0, 60, 500), rng.integers(0, 48, 500)  # some never seen
+    groups = rng.integers(-1, 50, 500)  # some without a group
+    folded = week.surprise_many(idx, hours, prior_idx=groups, fold=True)
+    assert np.allclose(folded, day.surprise_many(idx, hours % 24, prior_idx=groups))
