@@ -95,8 +95,8 @@ class Pipeline:
         self.feedback = config.load_feedback()
         #: Event time between two learning steps of the models (``learn_every_hours``).
         self.epoch = dt.timedelta(hours=config.learn_every_hours)
-        #: Nothing decided up to this event time alerts (a warm start on history files):
-        #: those windows only teach the models.
+        #: No window whose activity ends at or before this event time alerts (a warm
+        #: start on history files): those windows only teach the models.
         self.quiet_until: dt.datetime | None = None
         if state is None:
             state = DetectorState(
@@ -193,12 +193,14 @@ class Pipeline:
             matches = st.scorer.refine(matches.filter(~expected))
             thresholds = {s: b.threshold() for s, b in st.budgets.items()}
             learning_until = st.started + dt.timedelta(hours=self.config.learning_hours)  # type: ignore[operator]
-            if self.quiet_until is not None:
-                learning_until = max(learning_until, self.quiet_until)
             passed = matches.filter(
                 (pl.col("raw_score") >= pl.col("scale").replace_strict(thresholds))
                 & (pl.col("window_end") > learning_until)
             )
+            if self.quiet_until is not None:
+                # a window whose activity all lies in the history stays quiet, even when
+                # it closes after it (the day window of the history's last day)
+                passed = passed.filter(pl.col("last_time") > self.quiet_until)
             if passed.height:
                 passed = render_reasons(passed, self.rules_by_id)
                 alerts = st.book.add_matches(passed.drop("_item"), self.rules_by_id)

@@ -13,12 +13,13 @@ is closed at the end of the input and decided.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Final, TextIO
 
 from detector.alert_table import format_alert_table
 from detector.alerts import Alert, write_jsonl
@@ -28,6 +29,9 @@ from detector.threat_rules import load_rules
 from models.state import load_state, save_state
 from streams.deadletter import DeadLetterWriter
 from streams.file_source import iter_file_batches
+
+#: ``quiet_until`` while history is replayed: it teaches, it never alerts.
+_NEVER: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 #: Kind and version of the state file this code reads and writes.
 STATE_KIND = "exfil-detector/pipeline"
@@ -103,8 +107,11 @@ def replay_files(
     writer = DeadLetterWriter(dead_letter)
     try:
         for files in (history, paths):
-            if files is paths and history:
-                pipeline.quiet_until = pipeline.state.windows.max_time_
+            if history:
+                # no alert from the history itself; then none for windows it already ended
+                pipeline.quiet_until = (
+                    pipeline.state.windows.max_time_ if files is paths else _NEVER
+                )
             for batch in iter_file_batches(files, config.source_options()):
                 result = batch.result
                 summary.lines += result.lines

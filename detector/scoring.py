@@ -317,8 +317,8 @@ class Scorer:
 
     def _daily_excess(self, days: pl.DataFrame, idx: np.ndarray, z: np.ndarray) -> np.ndarray:
         """What each day adds to the multi-day excess: its z less the peer group's common
-        excess that day, at most ``cusum_clip``, and nothing for a day whose activity an
-        alert already reported (the trickle is measured on what no alert explained).
+        excess that day, at most ``cusum_clip``. A day an alert already reported counts too:
+        a trickle that a shorter-scale rule caught on its first day is still a trickle.
         All of a day's windows are judged, and learned, together: the group median is
         the same however the input was batched."""
         z = np.nan_to_num(z)
@@ -334,7 +334,6 @@ class Scorer:
             .otherwise(0.0)
         ).to_series()
         step = np.minimum(z - common.to_numpy(), self.cusum_clip)
-        step[self._covered(days, idx)] = self.cusum_allowance
         # Drift is measured from an established normal: the user's own (a few days), or
         # a configured role's from day one. Against "everyone" it would only measure
         # how unlike the others a new account is.

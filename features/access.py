@@ -15,6 +15,9 @@ What counts as a read, and which rows are sensitive
   returns no person.
 - ``identifier_rows`` / ``contact_rows``: the same, restricted to reads returning an
   identifier class (one person per value) / a way to reach someone.
+- ``sweep_rows``: sensitive rows of reads that walk a surrogate-key range
+  (``WHERE id BETWEEN a AND b``): people taken by position in the table, not by who they
+  are - how a script pages through everyone a few hundred at a time.
 - A grouped aggregate (``GROUP BY`` with an aggregate) returns groups, not people, even
   when a group key derives from a sensitive column (``substr(national_id, 1, 2)``).
   Known gap: grouping by a raw identifier column returns one row per person and is
@@ -32,7 +35,7 @@ What counts as a read, and which rows are sensitive
 ...     "has_aggregate": [False, True], "has_group_by": [False, False],
 ...     "is_export": [False, False], "has_offset": [False, False], "is_lookup": [False, False],
 ...     "has_limit": [False, False], "has_where": [False, False],
-...     "subject_keys": [[], []], "rows_estimate": [300, 1],
+...     "subject_keys": [[], []], "key_range_rows": [None, None], "rows_estimate": [300, 1],
 ...     "rows_estimate_source": ["logged", "logged"],
 ... }, schema_overrides={"fingerprint_id": pl.UInt64, "subject_keys": pl.List(pl.UInt64)})
 >>> event_features(ev).select("rows_read", "sensitive_rows", "contact_rows").rows()
@@ -61,6 +64,7 @@ EVENT_SIGNALS: Final = (
     "export_rows",
     "pages",
     "lookups",
+    "sweep_rows",
     "estimated_rows",
 )
 
@@ -131,6 +135,9 @@ def event_features(enriched: pl.DataFrame) -> pl.DataFrame:
             .otherwise(zero),
             pages=(ok & _page).cast(pl.Float64),
             lookups=(ok & pl.col("is_lookup").fill_null(False)).cast(pl.Float64),
+            sweep_rows=pl.when(sensitive & pl.col("key_range_rows").is_not_null())
+            .then(rows)
+            .otherwise(zero),
             estimated_rows=pl.when(estimated).then(rows).otherwise(zero),
             classes=pl.when(sensitive)
             .then(pl.col("sensitive_classes"))

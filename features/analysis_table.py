@@ -52,6 +52,7 @@ ANALYSIS_SCHEMA: Final = pl.Schema(
         "export_form": pl.String,
         "export_target": pl.String,
         "is_lookup": pl.Boolean,
+        "_key_range": pl.Boolean,
         "_fetch": pl.Int64,
         "_fetch_all": pl.Boolean,
         "_whole_table": pl.Boolean,
@@ -85,6 +86,13 @@ def _split_key(key: str) -> tuple[str, str | None, str]:
     return dialect, schema or None, fingerprint
 
 
+def _is_key(column: str) -> bool:
+    """A surrogate key by its name (``id``, ``citizen_id``): a range of it reads at most its
+    width in rows (or people). Classed columns (``national_id``) are values, not keys."""
+    name = column.lower()
+    return name == "id" or name.endswith("_id")
+
+
 def _row(
     key: str, pick: int, a: StatementAnalysis, catalog: Catalog, fid: int
 ) -> dict[str, object]:
@@ -101,6 +109,10 @@ def _row(
     lookup = any(
         catalog.column_class(None if t == UNKNOWN_TABLE else t, c) in IDENTIFIER_CLASSES
         for t, _, c in (ref.rpartition(".") for ref in a.lookup_columns)
+    )
+    key_range = any(
+        _is_key(c) and catalog.column_class(None if t == UNKNOWN_TABLE else t, c) is None
+        for t, _, c in (ref.rpartition(".") for ref in a.range_columns)
     )
     sizes = [r for r in map(catalog.rows_of, a.tables_read) if r is not None]
     return {
@@ -125,6 +137,7 @@ def _row(
         "export_form": a.export_form,
         "export_target": a.export_target,
         "is_lookup": lookup,
+        "_key_range": key_range,
         "_fetch": a.fetch_count,
         "_fetch_all": a.fetch_all,
         "_whole_table": a.reads_whole_table,

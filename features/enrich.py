@@ -46,6 +46,9 @@ is_export, export_form, export_target
 is_lookup
     Equality/IN lookup on an identifying column (national_id, passport, phone, email,
     bank_account): enumeration shows up as many of these.
+key_range_rows
+    Width of a read's ``BETWEEN a AND b`` on a surrogate key (``id``, ``*_id``): how many
+    records it walks through, null when it has none (a sweep shows up as many of these).
 fetch_count
     Rows a cursor ``FETCH`` asked for (null for ``FETCH ALL``).
 sql_parse_ok
@@ -70,7 +73,12 @@ from features.exceptions import FeaturesError
 from features.fingerprint import DIALECTS, dialect_expr, fingerprint_expr
 from features.keyed_hash import derive_key
 from features.national_id import subject_keys_expr
-from features.row_values import cursor_fetch_count, limit_values, rows_estimate_exprs
+from features.row_values import (
+    cursor_fetch_count,
+    key_range_width,
+    limit_values,
+    rows_estimate_exprs,
+)
 from features.sql_rules import KEYWORD_KINDS, STATEMENT_KINDS
 from streams.schema import EVENT_SCHEMA
 
@@ -96,6 +104,7 @@ ENRICHED_COLUMNS: Final = pl.Schema(
         "export_form": pl.String,
         "export_target": pl.String,
         "is_lookup": pl.Boolean,
+        "key_range_rows": pl.Int64,
         "fetch_count": pl.Int64,
         "sql_parse_ok": pl.Boolean,
         "subject_keys": pl.List(pl.UInt64),
@@ -303,6 +312,7 @@ def _value_columns() -> list[pl.Expr]:
     is_fetch = (kind == "fetch").fill_null(False)
     need_fetch = is_fetch & col("_fetch").is_null() & ~col("_fetch_all").fill_null(False)
     fetch = cursor_fetch_count(col("statement"), col("parameters"), need_fetch)
+    need_range = col("_key_range").fill_null(False) & kind.is_in(["select", "copy"])
     return [
         kind.alias("statement_kind"),
         tables_read.alias("tables_read"),
@@ -310,6 +320,7 @@ def _value_columns() -> list[pl.Expr]:
         pl.when(col("has_offset")).then(pl.coalesce(col("_offset"), offset)).alias("offset_value"),
         pl.when(is_fetch).then(pl.coalesce(col("_fetch"), fetch)).alias("fetch_count"),
         col("subject_keys").list.len().cast(pl.Int64).alias("subject_count"),
+        key_range_width(col("statement"), col("parameters"), need_range).alias("key_range_rows"),
     ]
 
 
@@ -326,6 +337,7 @@ def _estimate_columns() -> list[pl.Expr]:
         aggregate_only=col("aggregate_only"),
         is_lookup=col("is_lookup"),
         subject_count=col("subject_count"),
+        key_range=col("key_range_rows"),
         whole_table=col("_whole_table"),
         catalog_rows=col("_catalog_rows"),
     )

@@ -22,10 +22,14 @@ import polars as pl
 #: ``aggregate``  aggregate-only projection without GROUP BY: one row;
 #: ``lookup``     equality/IN lookup on an identifying column: one row per ID found
 #:                (at least one);
+#: ``range``      ``key BETWEEN a AND b`` on a surrogate key (``id``, ``*_id``): its width
+#:                ``b - a + 1`` (capped by the catalog size);
 #: ``catalog``    whole-table read (no WHERE, no LIMIT) of tables the catalog sizes;
 #: ``none``       unknown (null estimate), also for writes, DDL and the ``COPY`` line of
 #:                ``COPY (SELECT ...) TO``, whose SELECT line already carries the rows.
-ROWS_ESTIMATE_SOURCES: Final = ("logged", "limit", "aggregate", "lookup", "catalog", "none")
+ROWS_ESTIMATE_SOURCES: Final = (
+    "logged", "limit", "aggregate", "lookup", "range", "catalog", "none"
+)  # fmt: skip
 
 _NUM: Final = r"(\$?[0-9]+)"
 # Each clause is found with a literal-prefixed regex (fast: the engine skips to "limit"),
@@ -35,6 +39,7 @@ _LIMIT_RE: Final = rf"(?i)limit\s+{_NUM}(?:\s*,\s*{_NUM})?"
 _FETCH_FIRST_CLAUSE: Final = r"(?i)\bfetch\s+(?:first|next)\s+\$?[0-9]+"
 _OFFSET_CLAUSE: Final = r"(?i)\boffset\s+\$?[0-9]+"
 _TRAILING_NUM: Final = r"(\$?[0-9]+)$"
+_BETWEEN_RE: Final = rf"(?i)\bbetween\s+{_NUM}\s+and\s+{_NUM}"
 _CURSOR_FETCH_RE: Final = rf"(?is)^\s*(?:fetch|move)\s+(?:forward\s+|backward\s+)?{_NUM}"
 
 
@@ -97,6 +102,25 @@ def cursor_fetch_count(statement: pl.Expr, parameters: pl.Expr, need: pl.Expr) -
     return _number(pl.when(need).then(statement).str.extract(_CURSOR_FETCH_RE, 1), parameters)
 
 
+def key_range_width(statement: pl.Expr, parameters: pl.Expr, need: pl.Expr) -> pl.Expr:
+    """Width ``b - a + 1`` of the first ``BETWEEN a AND b`` with whole-number bounds, where
+    ``need`` is true (the analysis found a key range); null when the bounds are not numbers
+    or the range is empty.
+
+    >>> no_params = pl.lit(None, pl.List(pl.String))
+    >>> frame = pl.DataFrame({"s": ["SELECT phone FROM citizens WHERE id BETWEEN 101 AND 250",
+    ...                             "SELECT 1 FROM t WHERE id between $1 AND $2"],
+    ...                       "p": [None, ["7", "9"]]})
+    >>> frame.select(key_range_width(pl.col("s"), pl.col("p"), pl.lit(True))).to_series().to_list()
+    [150, 3]
+    """
+    text = pl.when(need).then(statement)
+    low = _number(text.str.extract(_BETWEEN_RE, 1), parameters)
+    high = _number(text.str.extract(_BETWEEN_RE, 2), parameters)
+    width = high - low + 1
+    return pl.when(width > 0).then(width)
+
+
 def rows_estimate_exprs(
     *,
     rows: pl.Expr,
@@ -109,6 +133,7 @@ def rows_estimate_exprs(
     aggregate_only: pl.Expr,
     is_lookup: pl.Expr,
     subject_count: pl.Expr,
+    key_range: pl.Expr,
     whole_table: pl.Expr,
     catalog_rows: pl.Expr,
 ) -> tuple[pl.Expr, pl.Expr]:
@@ -122,6 +147,7 @@ def rows_estimate_exprs(
         (limit_value.is_not_null(), capped_limit, "limit"),
         (aggregate_only & ~has_group_by, pl.lit(1, pl.Int64), "aggregate"),
         (is_lookup, pl.max_horizontal(subject_count, pl.lit(1, pl.Int64)), "lookup"),
+        (key_range.is_not_null(), pl.min_horizontal(key_range, catalog_rows), "range"),
         (whole_table & catalog_rows.is_not_null(), catalog_rows, "catalog"),
     ]
     value: pl.Expr | None = None

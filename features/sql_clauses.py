@@ -1,4 +1,5 @@
-"""Clause-level facts of one SELECT: LIMIT/OFFSET values, aggregates, equality lookups.
+"""Clause-level facts of one SELECT: LIMIT/OFFSET values, aggregates, equality lookups,
+bounded ranges.
 
 Helpers of :mod:`features.sql_lineage`, on sqlglot nodes.
 
@@ -102,4 +103,27 @@ def lookup_candidates(where: exp.Expression) -> list[exp.Column]:
             values = cond.expressions
             if values and all(isinstance(v, _VALUE_NODES) for v in values):
                 out.append(cond.this)
+    return out
+
+
+def range_candidates(where: exp.Expression) -> list[exp.Column]:
+    """Columns bounded on both sides by values (``col BETWEEN ? AND ?``) in the top-level
+    ``AND`` of a WHERE: a key range reads at most its width in rows.
+
+    >>> import sqlglot
+    >>> w = sqlglot.parse_one("SELECT 1 FROM t WHERE id BETWEEN 5 AND 9 AND x = 1").args["where"]
+    >>> [c.name for c in range_candidates(w.this)]
+    ['id']
+    """
+    conds = list(where.flatten()) if isinstance(where, exp.And) else [where]
+    out = []
+    for cond in conds:
+        cond = cond.unnest()
+        if (
+            isinstance(cond, exp.Between)
+            and isinstance(cond.this, exp.Column)
+            and isinstance(cond.args.get("low"), _VALUE_NODES)
+            and isinstance(cond.args.get("high"), _VALUE_NODES)
+        ):
+            out.append(cond.this)
     return out

@@ -32,7 +32,7 @@ from sqlglot.optimizer.scope import Scope, build_scope
 from sqlglot.schema import MappingSchema
 
 from features.catalog import Catalog
-from features.sql_clauses import aggregates, limit_of, lookup_candidates
+from features.sql_clauses import aggregates, limit_of, lookup_candidates, range_candidates
 
 _MAX_DEPTH: Final = 32
 UNKNOWN_TABLE: Final = "?"
@@ -47,6 +47,7 @@ class QueryShape:
     columns_read: tuple[str, ...] = ()
     where_columns: tuple[str, ...] = ()
     lookup_columns: tuple[str, ...] = ()
+    range_columns: tuple[str, ...] = ()
     has_where: bool = False
     has_limit: bool = False
     limit_value: int | None = None
@@ -276,6 +277,7 @@ def analyse_query(tree: exp.Expr, catalog: Catalog, dialect: str) -> QueryShape:
     branches = _leaf_scopes(branches)
     where_cols: list[str] = []
     lookups: list[str] = []
+    ranges: list[str] = []
     has_where = bool(branches)
     any_agg, agg_only_all, group_by = False, bool(branches), False
     for branch in branches:
@@ -288,6 +290,8 @@ def analyse_query(tree: exp.Expr, catalog: Catalog, dialect: str) -> QueryShape:
         if where is not None:
             for col in lookup_candidates(where.this):
                 lookups += tracer.column(branch, col, 0)
+            for col in range_candidates(where.this):
+                ranges += tracer.column(branch, col, 0)
         has_agg, agg_only = aggregates(list(getattr(select, "selects", [])))
         any_agg, agg_only_all = any_agg or has_agg, agg_only_all and agg_only
         group_by = group_by or select.args.get("group") is not None
@@ -297,6 +301,7 @@ def analyse_query(tree: exp.Expr, catalog: Catalog, dialect: str) -> QueryShape:
         columns_read=_unique(tracer.projection(root)),
         where_columns=_unique(where_cols),
         lookup_columns=_unique(lookups),
+        range_columns=_unique(ranges),
         has_where=has_where,
         has_limit=has_limit,
         limit_value=limit_value,

@@ -36,6 +36,8 @@ class StatementAnalysis:
         Columns referenced by the top-level WHERE.
     lookup_columns
         Columns compared for equality with values (``= ?``, ``IN (...)``) in the WHERE.
+    range_columns
+        Columns bounded by values on both sides (``BETWEEN ? AND ?``) in the WHERE.
     has_where
         A WHERE that references a column (``WHERE 1=1`` filters nothing).
     has_limit, limit_value, has_offset, offset_value
@@ -66,6 +68,7 @@ class StatementAnalysis:
     columns_read: tuple[str, ...] = ()
     where_columns: tuple[str, ...] = ()
     lookup_columns: tuple[str, ...] = ()
+    range_columns: tuple[str, ...] = ()
     has_where: bool = False
     has_limit: bool = False
     limit_value: int | None = None

@@ -63,6 +63,7 @@ WINDOW_FEATURES: Final = (
     "exports",
     "pages",
     "lookups",
+    "sweep_rows",
     "max_statement_rows",
 )
 

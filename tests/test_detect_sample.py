@@ -227,11 +227,25 @@ def test_warm_start_on_history_alerts_only_on_the_new_log(tmp_path: Path) -> Non
     log are those one pass over everything raises after the cut."""
     config = _config(tmp_path)
     whole = replay_files([SAMPLE], config, progress=None).alerts
-    past, new = _split(tmp_path, "2024-03-06 00:00:00")
+    # cut before the first alert: the sample's trickle starts the afternoon of the 5th and
+    # alerts at once, and an alert cannot both start in the history and be one of its own
+    past, new = _split(tmp_path, "2024-03-05 12:00:00")
     warm = replay_files([new], config, history=[past], progress=None).alerts
-    cut = _t("2024-03-06T00:00:00+00:00")
+    cut = _t("2024-03-05T12:00:00+00:00")
     assert warm and all(a.detected_at > cut for a in warm)
     assert _as_json(warm) == _as_json([a for a in whole if a.detected_at > cut])
+
+
+def test_history_never_alerts_even_on_threats_inside_it(tmp_path: Path) -> None:
+    """The history holds the trickle's first two days and the 6th's threats: they teach,
+    and nothing detected before the new log begins is reported."""
+    config = _config(tmp_path)
+    past, new = _split(tmp_path, "2024-03-07 00:00:00")
+    cut = _t("2024-03-07T00:00:00+00:00")
+    whole = replay_files([SAMPLE], config, progress=None).alerts
+    assert any(a.detected_at < cut for a in whole)
+    warm = replay_files([new], config, history=[past], progress=None).alerts
+    assert warm and all(a.detected_at > cut for a in warm)
 
 
 def test_low_and_slow_says_when_the_trickle_began(alerts: list[Alert]) -> None:

@@ -1,4 +1,5 @@
-"""Per-statement access signals on real SQL: what counts as a page of a paginated read."""
+"""Per-statement access signals on real SQL: what counts as a page of a paginated read, and
+as a sweep of people by key range."""
 
 from __future__ import annotations
 
@@ -30,7 +31,18 @@ PAGES = {
 }
 
 
-def test_offset_and_keyset_paging_are_pages() -> None:
+SWEEPS = {
+    # people taken by their position in the table
+    "SELECT full_name, phone FROM citizens WHERE id BETWEEN 1201 AND 1300": 100.0,
+    "SELECT c.phone FROM citizens c WHERE c.id BETWEEN 5 AND 104 AND c.city = 'x'": 100.0,
+    # not sweeps: a count over a range, a range of birth dates, a lookup
+    "SELECT count(*) FROM citizens WHERE id BETWEEN 1 AND 30000": 0.0,
+    "SELECT full_name FROM citizens WHERE birth_date BETWEEN '1990-01-01' AND '1990-12-31'": 0.0,
+    "SELECT full_name, phone FROM citizens WHERE national_id = '11010519491231002X'": 0.0,
+}
+
+
+def _signals(statements: dict[str, float]) -> pl.DataFrame:
     rows = [
         {
             "event_time": datetime(2024, 3, 4, 9, i, tzinfo=UTC),
@@ -45,8 +57,17 @@ def test_offset_and_keyset_paging_are_pages() -> None:
             "tables": ["public.citizens"],
             "database": "records",
         }
-        for i, sql in enumerate(PAGES)
+        for i, sql in enumerate(statements)
     ]
     events = conform(pl.DataFrame(rows, schema_overrides={"tables": pl.List(pl.String)}))
-    signals = event_features(enrich(events, CATALOG, id_key=b"access-test-key-0123"))
+    return event_features(enrich(events, CATALOG, id_key=b"access-test-key-0123"))
+
+
+def test_offset_and_keyset_paging_are_pages() -> None:
+    signals = _signals(PAGES)
     assert dict(zip(PAGES, signals["pages"].to_list(), strict=True)) == PAGES
+
+
+def test_sweeps_are_sensitive_rows_read_by_key_range() -> None:
+    signals = _signals(SWEEPS)
+    assert dict(zip(SWEEPS, signals["sweep_rows"].to_list(), strict=True)) == SWEEPS

@@ -115,6 +115,17 @@ EVENTS: list[dict[str, Any]] = [
     pg("hello world this is not sql", tag="SELECT"),
     # 16: write
     pg("UPDATE citizens SET phone = '1' WHERE id = 3", tag="UPDATE", rows=1, status="counted"),
+    # 17, 18: a key range, literal and bound (wider than the table); 19: a range of values
+    pg("SELECT phone FROM citizens WHERE id BETWEEN 101 AND 250 AND city = 'x'", tag="SELECT"),
+    pg("SELECT phone FROM citizens WHERE id BETWEEN $1 AND $2", tag="SELECT", params=["1", "5000"]),
+    pg("SELECT phone FROM citizens WHERE full_name BETWEEN 'A' AND 'B'", tag="SELECT"),
+    # 20: a key range the source counted
+    pg(
+        "SELECT phone FROM citizens WHERE id BETWEEN 1 AND 100",
+        tag="SELECT",
+        rows=90,
+        status="counted",
+    ),
 ]
 
 
@@ -187,6 +198,17 @@ def test_aggregate_only(out: pl.DataFrame) -> None:
     r = row(out, 4)
     assert r["aggregate_only"] and r["has_aggregate"]
     assert (r["rows_estimate"], r["rows_estimate_source"]) == (1, "aggregate")
+
+
+def test_key_ranges_are_sized_by_their_width(out: pl.DataFrame) -> None:
+    literal, bound, values, counted = (row(out, k) for k in (17, 18, 19, 20))
+    assert literal["key_range_rows"] == 150
+    assert (literal["rows_estimate"], literal["rows_estimate_source"]) == (150, "range")
+    assert bound["key_range_rows"] == 5000  # capped by the catalog's 1,000 rows
+    assert (bound["rows_estimate"], bound["rows_estimate_source"]) == (1000, "range")
+    assert values["key_range_rows"] is None and values["rows_estimate"] is None
+    assert counted["key_range_rows"] == 100
+    assert (counted["rows_estimate"], counted["rows_estimate_source"]) == (90, "logged")
 
 
 def test_in_list_lookup_counts_subjects(out: pl.DataFrame) -> None:

@@ -199,6 +199,16 @@ RULE_CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         },
         "high",
     ),
+    "EXF-013": (
+        {"scale": "1h", "sweep_rows": 1200.0, "z_sweep_rows": 9.0, "sensitive_rows": 1200.0},
+        {  # ranges are this user's normal way of reading
+            "scale": "1h",
+            "sweep_rows": 1200.0,
+            "z_sweep_rows": 1.5,
+            "sensitive_rows": 1200.0,
+        },
+        "high",
+    ),
 }
 
 
