@@ -15,6 +15,9 @@ What counts as a read, and which rows are sensitive
   returns no person.
 - ``identifier_rows`` / ``contact_rows``: the same, restricted to reads returning an
   identifier class (one person per value) / a way to reach someone.
+- ``unsized_reads``: reads returning people's classed columns whose row count neither the
+  source logged nor the statement's shape bounds (a filtered read on MariaDB, which counts
+  no rows): ``sensitive_rows`` counts them as 0, this says they happened.
 - ``sweep_rows``: sensitive rows of reads that walk a surrogate-key range
   (``WHERE id BETWEEN a AND b``): people taken by position in the table, not by who they
   are - how a script pages through everyone a few hundred at a time.
@@ -65,6 +68,7 @@ EVENT_SIGNALS: Final = (
     "pages",
     "lookups",
     "sweep_rows",
+    "unsized_reads",
     "estimated_rows",
 )
 
@@ -138,6 +142,9 @@ def event_features(enriched: pl.DataFrame) -> pl.DataFrame:
             sweep_rows=pl.when(sensitive & pl.col("key_range_rows").is_not_null())
             .then(rows)
             .otherwise(zero),
+            unsized_reads=(is_read & sensitive & pl.col("rows_estimate").is_null()).cast(
+                pl.Float64
+            ),
             estimated_rows=pl.when(estimated).then(rows).otherwise(zero),
             classes=pl.when(sensitive)
             .then(pl.col("sensitive_classes"))

@@ -64,6 +64,7 @@ WINDOW_FEATURES: Final = (
     "pages",
     "lookups",
     "sweep_rows",
+    "unsized_reads",
     "max_statement_rows",
 )
 

@@ -42,7 +42,7 @@ SWEEPS = {
 }
 
 
-def _signals(statements: dict[str, float]) -> pl.DataFrame:
+def _signals(statements: dict[str, float], status: str = "counted") -> pl.DataFrame:
     rows = [
         {
             "event_time": datetime(2024, 3, 4, 9, i, tzinfo=UTC),
@@ -51,8 +51,8 @@ def _signals(statements: dict[str, float]) -> pl.DataFrame:
             "user": "officer01",
             "statement": sql,
             "command_tag": "SELECT",
-            "rows": 100,
-            "rows_status": "counted",
+            "rows": 100 if status == "counted" else None,
+            "rows_status": status,
             "session_id": "s1",
             "tables": ["public.citizens"],
             "database": "records",
@@ -66,6 +66,19 @@ def _signals(statements: dict[str, float]) -> pl.DataFrame:
 def test_offset_and_keyset_paging_are_pages() -> None:
     signals = _signals(PAGES)
     assert dict(zip(PAGES, signals["pages"].to_list(), strict=True)) == PAGES
+
+
+def test_filtered_reads_of_people_without_counts_are_unsized() -> None:
+    statements = {
+        "SELECT full_name, phone FROM citizens WHERE birth_date > '1990-01-01'": 1.0,
+        "SELECT full_name, phone FROM citizens WHERE id BETWEEN 1 AND 100": 0.0,  # range
+        "SELECT full_name FROM citizens WHERE national_id = '11010519491231002X'": 0.0,
+        "SELECT count(*) FROM citizens WHERE birth_date > '1990-01-01'": 0.0,  # aggregate
+    }
+    counted = _signals(statements)
+    assert counted["unsized_reads"].sum() == 0  # the source counted every read's rows
+    unsized = _signals(statements, status="not_logged")
+    assert dict(zip(statements, unsized["unsized_reads"].to_list(), strict=True)) == statements
 
 
 def test_sweeps_are_sensitive_rows_read_by_key_range() -> None:

@@ -209,6 +209,17 @@ RULE_CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
         },
         "high",
     ),
+    "EXF-014": (
+        {"scale": "1h", "new_classes": ["phone", "name"], "unsized_reads": 6.0}
+        | {"z_unsized_reads": 4.0},
+        {  # the user's peers run such reads all day: a new member learning the job
+            "scale": "1h",
+            "new_classes": ["phone", "name"],
+            "unsized_reads": 6.0,
+            "z_unsized_reads": 0.5,
+        },
+        "high",
+    ),
 }
 
 
