@@ -18,9 +18,13 @@ The raw score
 robust z of the model features, ``cusum`` the multi-day excess of sensitive rows (day
 scale), and ``novelty`` adds, for users with >= 3 windows of history, 2 for a client IP
 new to the user, 2 for a sensitive class they never read before, and the hour's surprise
-beyond 6 bits (24 equally likely hours are 4.6 bits). ``multivariate`` (river
-HalfSpaceTrees over the z-vector, in [0, 1]) is only computed for windows a threat rule
-matched (:meth:`Scorer.refine`): it walks one row at a time in Python. The alert budget
+beyond 6 bits (24 equally likely hours are 4.6 bits). Service accounts are judged on their
+hours of the day, and their surprise beyond 3 bits counts twice: a schedule is a firmer
+promise than a person's habits (a job's usual hours score about 1 bit from its second run,
+an hour it never ran at 7 bits or more from its fourth, while its volumes look normal).
+``multivariate`` (river HalfSpaceTrees over the z-vector, in [0, 1]) is only computed for
+windows a threat rule matched (:meth:`Scorer.refine`): it walks one row at a time in
+Python. The alert budget
 (:class:`models.calibration.AlertBudget`) sets the bar this score must clear.
 """
 
@@ -51,7 +55,8 @@ MAX_HOLD_DAYS: Final = 7
 #: Bits of hour surprise above which the hour adds to a window's score: people, service
 #: accounts (scored on their hours of the day).
 SURPRISE_BITS: Final = 6.0
-SERVICE_SURPRISE_BITS: Final = 4.0
+SERVICE_SURPRISE_BITS: Final = 3.0
+SERVICE_SURPRISE_WEIGHT: Final = 2.0
 _SENSITIVE: Final = WINDOW_FEATURES.index("sensitive_rows")
 
 
@@ -242,6 +247,7 @@ class Scorer:
         seasoned = history >= 3
         novelty = (
             np.maximum(surprise - np.where(service, SERVICE_SURPRISE_BITS, SURPRISE_BITS), 0.0)
+            * np.where(service, SERVICE_SURPRISE_WEIGHT, 1.0)
             + 2.0 * ((items["new_ips"].to_numpy() > 0) & seasoned)
             + 2.0 * ((items["new_classes"].list.len().to_numpy() > 0) & seasoned)
         )

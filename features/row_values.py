@@ -39,7 +39,8 @@ _LIMIT_RE: Final = rf"(?i)limit\s+{_NUM}(?:\s*,\s*{_NUM})?"
 _FETCH_FIRST_CLAUSE: Final = r"(?i)\bfetch\s+(?:first|next)\s+\$?[0-9]+"
 _OFFSET_CLAUSE: Final = r"(?i)\boffset\s+\$?[0-9]+"
 _TRAILING_NUM: Final = r"(\$?[0-9]+)$"
-_BETWEEN_RE: Final = rf"(?i)\bbetween\s+{_NUM}\s+and\s+{_NUM}"
+# on a key-named column, so "age BETWEEN 30 AND 40 AND id BETWEEN ..." sizes the id range
+_BETWEEN_RE: Final = rf"(?i)\b(?:id|\w+_id)\s+between\s+{_NUM}\s+and\s+{_NUM}"
 _CURSOR_FETCH_RE: Final = rf"(?is)^\s*(?:fetch|move)\s+(?:forward\s+|backward\s+)?{_NUM}"
 
 
@@ -103,13 +104,14 @@ def cursor_fetch_count(statement: pl.Expr, parameters: pl.Expr, need: pl.Expr) -
 
 
 def key_range_width(statement: pl.Expr, parameters: pl.Expr, need: pl.Expr) -> pl.Expr:
-    """Width ``b - a + 1`` of the first ``BETWEEN a AND b`` with whole-number bounds, where
-    ``need`` is true (the analysis found a key range); null when the bounds are not numbers
-    or the range is empty.
+    """Width ``b - a + 1`` of the first ``key BETWEEN a AND b`` (``id``, ``*_id``) with
+    whole-number bounds, where ``need`` is true (the analysis found a key range); null when
+    the bounds are not numbers or the range is empty.
 
     >>> no_params = pl.lit(None, pl.List(pl.String))
     >>> frame = pl.DataFrame({"s": ["SELECT phone FROM citizens WHERE id BETWEEN 101 AND 250",
-    ...                             "SELECT 1 FROM t WHERE id between $1 AND $2"],
+    ...                             "SELECT 1 FROM t WHERE age BETWEEN 30 AND 40"
+    ...                             " AND t.person_id between $1 AND $2"],
     ...                       "p": [None, ["7", "9"]]})
     >>> frame.select(key_range_width(pl.col("s"), pl.col("p"), pl.lit(True))).to_series().to_list()
     [150, 3]
