@@ -116,3 +116,31 @@ def test_a_lasting_new_level_is_learned_after_a_week() -> None:
         scorer.learn(scorer.score(frame, roles(frame, "investigator")), np.zeros(1, dtype=bool))
     count = int(scorer.baselines_["1d"].stats_many(np.array([0])).count[0])
     assert count == 3 + MAX_HOLD_DAYS + 1
+
+
+def _hour_windows(*runs: tuple[str, int, int]) -> pl.DataFrame:
+    """Hour windows of (user, day, hour) reading a 30,000-row table."""
+    frame = windows(*({"user": u, "day": d, "sensitive_rows": 30_000.0} for u, d, _ in runs))
+    shift = pl.Series([dt.timedelta(hours=h) for _, _, h in runs])
+    return frame.with_columns(
+        *(pl.col(c) + shift for c in ("window_start", "first_time", "last_time")),
+        window_end=pl.col("window_start") + shift + dt.timedelta(hours=1),
+        scale=pl.lit("1h"),
+        hour=pl.Series([h for _, _, h in runs], dtype=pl.Int8),
+    )
+
+
+def test_a_scheduled_job_off_its_hour_scores_on_its_third_day() -> None:
+    """A backup account that ran at 01:00 three nights: its usual hour adds nothing, a run
+    at 10:00 adds twice its surprise beyond 3 bits; a person's odd hour counts from 6."""
+    scorer = Scorer(service_roles=frozenset({"backup"}))
+    for day in range(3):
+        frame = _hour_windows(("backup_agent", day, 1), ("officer01", day, 1))
+        role = pl.Series("role", ["backup", "desk"])
+        scorer.learn(scorer.score(frame, role), np.zeros(2, dtype=bool))
+    frame = _hour_windows(("backup_agent", 3, 1), ("backup_agent", 3, 10), ("officer01", 3, 10))
+    scored = scorer.score(frame, pl.Series("role", ["backup", "backup", "desk"]))
+    usual, off, person = scored.select("hour_surprise", "raw_score").rows()
+    assert usual[0] < 1.5 and usual[1] < 1.0
+    assert off[0] > 6.5 and off[1] >= 2 * (off[0] - 3.0)
+    assert person[0] > 6.5 and person[1] <= off[1] / 2
