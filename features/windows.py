@@ -13,6 +13,7 @@ Distinct counts (people, templates, tables) keep their keys (unique per batch) u
 window closes; evidence keeps the 5 statements with the most sensitive rows.
 
 >>> import datetime as dt
+>>> from features.access import EVENT_SIGNALS
 >>> t0 = dt.datetime(2024, 3, 4, 9, tzinfo=dt.UTC)
 >>> ev = pl.DataFrame({
 ...     "event_time": [t0, t0 + dt.timedelta(minutes=1), t0 + dt.timedelta(minutes=7)],
@@ -36,12 +37,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Final
 
 import polars as pl
 
-from features.access import EVENT_SIGNALS
+from features.window_parts import EVIDENCE_DTYPE, Batch, OpenWindows
+
+__all__ = [
+    "EVIDENCE_DTYPE", "SCALES", "WINDOW_FEATURES", "WINDOW_SCHEMA", "WindowAggregator",
+    "statement_rows",
+]  # fmt: skip
 
 #: Window scales and their length.
 SCALES: Final = {
@@ -68,172 +73,6 @@ WINDOW_FEATURES: Final = (
     "max_statement_rows",
 )
 
-_SUMS: Final = (*EVENT_SIGNALS, "new_tables", "new_templates", "new_ips")
-#: Distinct sets kept per open window: name -> (source column, is it a list column).
-_SETS: Final = {
-    "subjects": ("subject_keys", True),
-    "templates": ("fingerprint_id", False),
-    "table_names": ("tables_read", True),
-    "client_ips": ("client_ip", False),
-    "classes": ("classes", True),
-    "new_classes": ("new_classes", True),
-}
-#: Sets whose members are listed in the window frame (the others are only counted).
-_LISTED: Final = ("table_names", "client_ips", "classes", "new_classes")
-_COUNTED: Final = {"subjects": "subjects", "templates": "templates", "table_names": "tables"}
-EVIDENCE_DTYPE: Final = pl.Struct(
-    {
-        "time": pl.Datetime("us", "UTC"),
-        "statement": pl.String,
-        "rows": pl.Int64,
-        "sensitive_rows": pl.Int64,
-        "tables": pl.List(pl.String),
-    }
-)
-EVIDENCE_LIMIT: Final = 5
-_KEY: Final = ("user", "window_start")
-_EVIDENCE_ORDER: Final = (["sensitive_rows", "rows", "time"], [True, True, False])
-
-
-def _evidence_rows(events: pl.DataFrame) -> pl.DataFrame:
-    """Candidate evidence of every event, most telling first (see :func:`_top_evidence`)."""
-    by, descending = _EVIDENCE_ORDER
-    return events.select(
-        "user",
-        "event_time",
-        time=pl.col("event_time"),
-        statement=pl.col("fingerprint"),
-        rows=pl.col("rows_read").cast(pl.Int64),
-        sensitive_rows=pl.col("sensitive_rows").cast(pl.Int64),
-        tables=pl.col("tables_read"),
-    ).sort(by, descending=descending, maintain_order=True)
-
-
-def _top_evidence(rows: pl.DataFrame, *, ordered: bool = False) -> pl.DataFrame:
-    """The most telling statements of each window: most sensitive rows, most rows, earliest
-    (``ordered``: the rows are already in that order)."""
-    if not ordered:
-        by, descending = _EVIDENCE_ORDER
-        rows = rows.sort(by, descending=descending, maintain_order=True)
-    return rows.group_by(*_KEY, maintain_order=True).head(EVIDENCE_LIMIT)
-
-
-def _set_rows(events: pl.DataFrame, name: str) -> pl.DataFrame:
-    """(user, event_time, value) of one distinct set, lists exploded, nulls dropped."""
-    column, is_list = _SETS[name]
-    frame = events.select("user", "event_time", value=pl.col(column))
-    if is_list:
-        frame = frame.explode("value")
-    return frame.drop_nulls("value")
-
-
-@dataclass
-class _Batch:
-    """One batch's events prepared once for every scale (lists exploded, evidence ranked)."""
-
-    events: pl.DataFrame
-    sets: dict[str, pl.DataFrame]
-    evidence: pl.DataFrame
-
-    @classmethod
-    def of(cls, events: pl.DataFrame) -> _Batch:
-        sets = {name: _set_rows(events, name) for name in _SETS}
-        return cls(events, sets, _evidence_rows(events))
-
-
-def _sums(frame: pl.DataFrame, *, first: bool) -> pl.DataFrame:
-    """Per-window sums (``first``: of events; else: merging earlier sums)."""
-    return (
-        frame.lazy()
-        .group_by(*_KEY)
-        .agg(
-            (pl.len().cast(pl.Float64) if first else pl.col("statements").sum()).alias(
-                "statements"
-            ),
-            *(pl.col(c).sum() for c in _SUMS),
-            pl.col("sensitive_rows" if first else "max_statement_rows")
-            .max()
-            .alias("max_statement_rows"),
-            pl.col("event_time" if first else "first_time").min().alias("first_time"),
-            pl.col("event_time" if first else "last_time").max().alias("last_time"),
-        )
-        .collect()
-    )
-
-
-@dataclass
-class _Open:
-    """The open windows of one scale, as flat frames keyed by (user, window_start).
-
-    Flat on purpose: no list columns are aggregated while windows are open (cheaper, and
-    polars 2.1 intermittently crashed merging list columns inside ``group_by``).
-    """
-
-    sums: pl.DataFrame
-    sets: dict[str, pl.DataFrame]
-    evidence: pl.DataFrame
-
-    @classmethod
-    def of(cls, batch: _Batch, start: pl.Expr) -> _Open:
-        """The batch's windows, ``start`` giving each event's window start."""
-        start = start.alias("window_start")
-        return cls(
-            _sums(batch.events.with_columns(start), first=True),
-            {
-                name: rows.select("user", start, "value").unique(maintain_order=True)
-                for name, rows in batch.sets.items()
-            },
-            _top_evidence(batch.evidence.with_columns(start).drop("event_time"), ordered=True),
-        )
-
-    def merge(self, other: _Open) -> _Open:
-        return _Open(
-            _sums(pl.concat([self.sums, other.sums]), first=False),
-            # Sets stay unique per batch only: a value seen in two batches is kept twice
-            # until the window closes (duplicates cost less than re-deduplicating every
-            # open window's set on every batch).
-            {
-                name: pl.concat([frame, other.sets[name]], rechunk=False)
-                for name, frame in self.sets.items()
-            },
-            _top_evidence(pl.concat([self.evidence, other.evidence])),
-        )
-
-    def split(self, last_start: dt.datetime | None) -> tuple[_Open, _Open]:
-        """(windows starting at or before ``last_start``, the rest); all when ``None``."""
-        done = pl.lit(True) if last_start is None else pl.col("window_start") <= last_start
-
-        def part(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-            return frame.filter(done), frame.filter(~done)
-
-        sums, evidence = part(self.sums), part(self.evidence)
-        sets = {name: part(frame) for name, frame in self.sets.items()}
-        return (
-            _Open(sums[0], {n: f[0] for n, f in sets.items()}, evidence[0]),
-            _Open(sums[1], {n: f[1] for n, f in sets.items()}, evidence[1]),
-        )
-
-    def close(self, scale: str, every: dt.timedelta) -> pl.DataFrame:
-        """The window-frame rows of these windows."""
-        frame = self.sums
-        sets = {name: rows.unique() for name, rows in self.sets.items()}
-        for name, out in _COUNTED.items():
-            counts = sets[name].group_by(*_KEY).agg(pl.len().cast(pl.Float64).alias(out))
-            frame = frame.join(counts, on=_KEY, how="left")
-        for name in _LISTED:
-            lists = sets[name].sort("value").group_by(*_KEY).agg(pl.col("value").alias(name))
-            frame = frame.join(lists, on=_KEY, how="left")
-        evidence = self.evidence.group_by(*_KEY, maintain_order=True).agg(
-            pl.struct(*(f.name for f in EVIDENCE_DTYPE.fields)).alias("evidence")
-        )
-        frame = frame.join(evidence, on=_KEY, how="left")
-        return frame.with_columns(
-            *(pl.col(out).fill_null(0.0) for out in _COUNTED.values()),
-            *(pl.col(n).fill_null(pl.lit([], dtype=pl.List(pl.String))) for n in _LISTED),
-            scale=pl.lit(scale),
-            window_end=pl.col("window_start") + every,
-        )
-
 
 class WindowAggregator:
     """Open per-user windows at several scales, closed by an event-time watermark.
@@ -244,21 +83,32 @@ class WindowAggregator:
         Names from :data:`SCALES`.
     lateness
         Seconds an event may arrive after later ones and still land in its own window.
+    day_so_far
+        With the ``1h`` and ``1d`` scales: each closed hour window also gives its user's
+        *day so far* (the day's closed hours added up, distinct sets united), a ``1d`` row
+        whose ``window_end`` is that hour's end - so day-scale patterns can fire within the
+        hour instead of at midnight. It is made of closed hours only, so it does not depend
+        on how the input was batched. The last hour of a day gives none (the day itself).
     """
 
-    def __init__(self, scales: Sequence[str] = tuple(SCALES), lateness: float = 60.0) -> None:
+    def __init__(
+        self, scales: Sequence[str] = tuple(SCALES), lateness: float = 60.0, day_so_far: bool = True
+    ) -> None:
         self.scales = tuple(scales)
         self.lateness = lateness
+        self.day_so_far = day_so_far
 
-    def _state(self) -> dict[str, _Open]:
+    def _state(self) -> dict[str, OpenWindows]:
         if not hasattr(self, "open_"):
             unknown = set(self.scales) - set(SCALES)
             if unknown:
                 raise ValueError(f"unknown window scale(s) {sorted(unknown)}")
-            self.open_: dict[str, _Open] = {}
+            self.open_: dict[str, OpenWindows] = {}
             self.closed_upto_: dict[str, dt.datetime | None] = dict.fromkeys(self.scales)
             self.max_time_: dt.datetime | None = None
             self.late_events_ = 0
+            # the closed hours of each user's open day, added up (see ``day_so_far``)
+            self.days_so_far_: OpenWindows | None = None
         return self.open_
 
     @property
@@ -278,7 +128,7 @@ class WindowAggregator:
         assert isinstance(batch_max, dt.datetime)
         if self.max_time_ is None or batch_max > self.max_time_:
             self.max_time_ = batch_max
-        batch = _Batch.of(events)
+        batch = Batch.of(events)
         for scale in self.scales:
             every = SCALES[scale]
             start = pl.col("event_time").dt.truncate(every)
@@ -287,7 +137,7 @@ class WindowAggregator:
                 late = events["event_time"] < closed
                 self.late_events_ += int(late.sum()) if scale == self.scales[0] else 0
                 start = pl.when(pl.col("event_time") < closed).then(pl.lit(closed)).otherwise(start)
-            part = _Open.of(batch, start)
+            part = OpenWindows.of(batch, start)
             state[scale] = state[scale].merge(part) if scale in state else part
 
     def _pop(self, upto: dt.datetime | None) -> pl.DataFrame:
@@ -307,9 +157,35 @@ class WindowAggregator:
             state[scale] = keep
             if done.sums.height:
                 out.append(done.close(scale, every))
+                if scale == "1h" and self.day_so_far and "1d" in self.scales:
+                    out += self._add_hours(done)
+            if scale == "1d" and self.days_so_far_ is not None:
+                # the days that closed are reported whole: forget their partial sums
+                last = None if upto is None else _floor(upto, every) - every
+                self.days_so_far_ = None if last is None else self.days_so_far_.split(last)[1]
         if not out:
             return _finish(None)
         return _finish(pl.concat(out, how="vertical_relaxed"))
+
+    def _add_hours(self, hours: OpenWindows) -> list[pl.DataFrame]:
+        """Add closed hour windows to their days so far, hour by hour; the day-so-far rows
+        of each hour's users (none for a day's last hour: the day window says it)."""
+        day, hour = SCALES["1d"], SCALES["1h"]
+        out = []
+        rest = hours
+        for start in hours.sums["window_start"].unique().sort():
+            this, rest = rest.split(start)
+            part = this.rekey(day)
+            so_far = self.days_so_far_
+            so_far = part if so_far is None else so_far.merge(part)
+            self.days_so_far_ = so_far
+            end = start + hour
+            if end == _floor(start, day) + day:
+                continue
+            keys = part.sums.select("user", "window_start")
+            rows = so_far.only(keys).close("1d", day)
+            out.append(rows.with_columns(window_end=pl.lit(end, dtype=rows["window_end"].dtype)))
+        return out
 
     def advance(self) -> pl.DataFrame:
         """Close and return the windows that ended at or before the watermark."""
@@ -384,5 +260,6 @@ def statement_rows(events: pl.DataFrame, min_sensitive_rows: float) -> pl.DataFr
     keyed = picked.with_row_index("_row").with_columns(
         user=pl.concat_str("user", pl.lit("\x1f"), "_row"),
     )
-    frame = _Open.of(_Batch.of(keyed), pl.col("event_time")).close("statement", dt.timedelta(0))
+    part = OpenWindows.of(Batch.of(keyed), pl.col("event_time"))
+    frame = part.close("statement", dt.timedelta(0))
     return _finish(frame.with_columns(user=pl.col("user").str.replace(r"\x1f\d+$", "")))

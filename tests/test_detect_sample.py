@@ -7,6 +7,7 @@ alert may point at activity nobody injected.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -253,3 +255,23 @@ def test_low_and_slow_says_when_the_trickle_began(alerts: list[Alert]) -> None:
     label = next(x for x in LABELS if x["scenario"] == "low_and_slow-week")
     began = _t(label["start"]).date().isoformat()
     assert any(f"since {began}" in r for r in slow.reasons), slow.reasons
+
+
+def test_days_so_far_are_judged_never_learned() -> None:
+    """Every hour also judges each active user's day so far; those rows teach nothing: on
+    the sample (whose alerts do not move) the day models end the same with or without."""
+    states = []
+    for day_so_far in (True, False):
+        config = dataclasses.replace(_config(), day_so_far=day_so_far)
+        pipeline = Pipeline(config, config.load_catalog(), load_rules())
+        for batch in iter_file_batches([SAMPLE], config.source_options()):
+            pipeline.process(batch.result.events)
+        pipeline.finish()
+        states.append(pipeline.state)
+    with_days, without = states
+    assert with_days.counts["days_so_far"] > 0 and without.counts["days_so_far"] == 0
+    assert with_days.counts["windows"] == without.counts["windows"]
+    day = [s.scorer.baselines_["1d"].stats_many(np.arange(40)) for s in states]
+    assert np.array_equal(day[0].center, day[1].center)
+    assert np.array_equal(day[0].count, day[1].count)
+    assert with_days.budgets["1d"].threshold() == without.budgets["1d"].threshold()

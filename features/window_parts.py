@@ -1,0 +1,201 @@
+"""The pieces of open windows: one batch's events prepared once (:class:`Batch`), and the
+open windows of one scale as flat frames (:class:`OpenWindows`) that merge, split and close
+into window-frame rows. :mod:`features.windows` keeps them per scale and closes them by the
+watermark.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import polars as pl
+
+from features.access import EVENT_SIGNALS
+
+_SUMS: Final = (*EVENT_SIGNALS, "new_tables", "new_templates", "new_ips")
+#: Distinct sets kept per open window: name -> (source column, is it a list column).
+_SETS: Final = {
+    "subjects": ("subject_keys", True),
+    "templates": ("fingerprint_id", False),
+    "table_names": ("tables_read", True),
+    "client_ips": ("client_ip", False),
+    "classes": ("classes", True),
+    "new_classes": ("new_classes", True),
+}
+#: Sets whose members are listed in the window frame (the others are only counted).
+_LISTED: Final = ("table_names", "client_ips", "classes", "new_classes")
+_COUNTED: Final = {"subjects": "subjects", "templates": "templates", "table_names": "tables"}
+EVIDENCE_DTYPE: Final = pl.Struct(
+    {
+        "time": pl.Datetime("us", "UTC"),
+        "statement": pl.String,
+        "rows": pl.Int64,
+        "sensitive_rows": pl.Int64,
+        "tables": pl.List(pl.String),
+    }
+)
+EVIDENCE_LIMIT: Final = 5
+_KEY: Final = ("user", "window_start")
+_EVIDENCE_ORDER: Final = (["sensitive_rows", "rows", "time"], [True, True, False])
+
+
+def _evidence_rows(events: pl.DataFrame) -> pl.DataFrame:
+    """Candidate evidence of every event, most telling first (see :func:`_top_evidence`)."""
+    by, descending = _EVIDENCE_ORDER
+    return events.select(
+        "user",
+        "event_time",
+        time=pl.col("event_time"),
+        statement=pl.col("fingerprint"),
+        rows=pl.col("rows_read").cast(pl.Int64),
+        sensitive_rows=pl.col("sensitive_rows").cast(pl.Int64),
+        tables=pl.col("tables_read"),
+    ).sort(by, descending=descending, maintain_order=True)
+
+
+def _top_evidence(rows: pl.DataFrame, *, ordered: bool = False) -> pl.DataFrame:
+    """The most telling statements of each window: most sensitive rows, most rows, earliest
+    (``ordered``: the rows are already in that order)."""
+    if not ordered:
+        by, descending = _EVIDENCE_ORDER
+        rows = rows.sort(by, descending=descending, maintain_order=True)
+    return rows.group_by(*_KEY, maintain_order=True).head(EVIDENCE_LIMIT)
+
+
+def _set_rows(events: pl.DataFrame, name: str) -> pl.DataFrame:
+    """(user, event_time, value) of one distinct set, lists exploded, nulls dropped."""
+    column, is_list = _SETS[name]
+    frame = events.select("user", "event_time", value=pl.col(column))
+    if is_list:
+        frame = frame.explode("value")
+    return frame.drop_nulls("value")
+
+
+@dataclass
+class Batch:
+    """One batch's events prepared once for every scale (lists exploded, evidence ranked)."""
+
+    events: pl.DataFrame
+    sets: dict[str, pl.DataFrame]
+    evidence: pl.DataFrame
+
+    @classmethod
+    def of(cls, events: pl.DataFrame) -> Batch:
+        sets = {name: _set_rows(events, name) for name in _SETS}
+        return cls(events, sets, _evidence_rows(events))
+
+
+def _sums(frame: pl.DataFrame, *, first: bool) -> pl.DataFrame:
+    """Per-window sums (``first``: of events; else: merging earlier sums)."""
+    return (
+        frame.lazy()
+        .group_by(*_KEY)
+        .agg(
+            (pl.len().cast(pl.Float64) if first else pl.col("statements").sum()).alias(
+                "statements"
+            ),
+            *(pl.col(c).sum() for c in _SUMS),
+            pl.col("sensitive_rows" if first else "max_statement_rows")
+            .max()
+            .alias("max_statement_rows"),
+            pl.col("event_time" if first else "first_time").min().alias("first_time"),
+            pl.col("event_time" if first else "last_time").max().alias("last_time"),
+        )
+        .collect()
+    )
+
+
+@dataclass
+class OpenWindows:
+    """The open windows of one scale, as flat frames keyed by (user, window_start).
+
+    Flat on purpose: no list columns are aggregated while windows are open (cheaper, and
+    polars 2.1 intermittently crashed merging list columns inside ``group_by``).
+    """
+
+    sums: pl.DataFrame
+    sets: dict[str, pl.DataFrame]
+    evidence: pl.DataFrame
+
+    @classmethod
+    def of(cls, batch: Batch, start: pl.Expr) -> OpenWindows:
+        """The batch's windows, ``start`` giving each event's window start."""
+        start = start.alias("window_start")
+        return cls(
+            _sums(batch.events.with_columns(start), first=True),
+            {
+                name: rows.select("user", start, "value").unique(maintain_order=True)
+                for name, rows in batch.sets.items()
+            },
+            _top_evidence(batch.evidence.with_columns(start).drop("event_time"), ordered=True),
+        )
+
+    def merge(self, other: OpenWindows) -> OpenWindows:
+        return OpenWindows(
+            _sums(pl.concat([self.sums, other.sums]), first=False),
+            # Sets stay unique per batch only: a value seen in two batches is kept twice
+            # until the window closes (duplicates cost less than re-deduplicating every
+            # open window's set on every batch).
+            {
+                name: pl.concat([frame, other.sets[name]], rechunk=False)
+                for name, frame in self.sets.items()
+            },
+            _top_evidence(pl.concat([self.evidence, other.evidence])),
+        )
+
+    def map_frames(self, step: Callable[[pl.DataFrame], pl.DataFrame]) -> OpenWindows:
+        """The same windows with ``step`` applied to each of their frames (all keyed by
+        ``user, window_start``)."""
+        return OpenWindows(
+            step(self.sums),
+            {name: step(frame) for name, frame in self.sets.items()},
+            step(self.evidence),
+        )
+
+    def rekey(self, every: dt.timedelta) -> OpenWindows:
+        """These windows as parts of the longer windows of length ``every`` they fall in
+        (merge the result to add them up)."""
+        start = pl.col("window_start").dt.truncate(every)
+        return self.map_frames(lambda frame: frame.with_columns(start))
+
+    def only(self, keys: pl.DataFrame) -> OpenWindows:
+        """The windows whose ``user, window_start`` is in ``keys``."""
+        return self.map_frames(lambda frame: frame.join(keys, on=_KEY, how="semi"))
+
+    def split(self, last_start: dt.datetime | None) -> tuple[OpenWindows, OpenWindows]:
+        """(windows starting at or before ``last_start``, the rest); all when ``None``."""
+        done = pl.lit(True) if last_start is None else pl.col("window_start") <= last_start
+
+        def part(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+            return frame.filter(done), frame.filter(~done)
+
+        sums, evidence = part(self.sums), part(self.evidence)
+        sets = {name: part(frame) for name, frame in self.sets.items()}
+        return (
+            OpenWindows(sums[0], {n: f[0] for n, f in sets.items()}, evidence[0]),
+            OpenWindows(sums[1], {n: f[1] for n, f in sets.items()}, evidence[1]),
+        )
+
+    def close(self, scale: str, every: dt.timedelta) -> pl.DataFrame:
+        """The window-frame rows of these windows."""
+        frame = self.sums
+        sets = {name: rows.unique() for name, rows in self.sets.items()}
+        for name, out in _COUNTED.items():
+            counts = sets[name].group_by(*_KEY).agg(pl.len().cast(pl.Float64).alias(out))
+            frame = frame.join(counts, on=_KEY, how="left")
+        for name in _LISTED:
+            lists = sets[name].sort("value").group_by(*_KEY).agg(pl.col("value").alias(name))
+            frame = frame.join(lists, on=_KEY, how="left")
+        evidence = self.evidence.group_by(*_KEY, maintain_order=True).agg(
+            pl.struct(*(f.name for f in EVIDENCE_DTYPE.fields)).alias("evidence")
+        )
+        frame = frame.join(evidence, on=_KEY, how="left")
+        return frame.with_columns(
+            *(pl.col(out).fill_null(0.0) for out in _COUNTED.values()),
+            *(pl.col(n).fill_null(pl.lit([], dtype=pl.List(pl.String))) for n in _LISTED),
+            scale=pl.lit(scale),
+            window_end=pl.col("window_start") + every,
+        )

@@ -1,0 +1,76 @@
+"""Per-user windows: the day so far is the day's closed hours added up, whatever the batches."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from features.access import EVENT_SIGNALS
+from features.windows import WindowAggregator
+
+T0 = dt.datetime(2024, 3, 4, 9, 10, tzinfo=dt.UTC)
+
+
+def events(*at: tuple[float, int]) -> pl.DataFrame:
+    """One lookup per (hours after 09:10, person key)."""
+    n = len(at)
+    return pl.DataFrame(
+        {
+            "event_time": [T0 + dt.timedelta(hours=h) for h, _ in at],
+            "user": ["d07"] * n, "client_ip": ["10.0.0.7"] * n, "session_id": ["s"] * n,
+            "fingerprint": ["SELECT phone FROM citizens WHERE national_id = ?"] * n,
+            "fingerprint_id": [1] * n, "tables_read": [["public.citizens"]] * n,
+            "classes": [["phone"]] * n, "subject_keys": [[k] for _, k in at],
+            **{s: [1.0] * n for s in EVENT_SIGNALS},
+            "new_tables": [0.0] * n, "new_templates": [0.0] * n, "new_ips": [0.0] * n,
+            "new_classes": [[] for _ in at],
+        },
+        schema_overrides={
+            "fingerprint_id": pl.UInt64, "subject_keys": pl.List(pl.UInt64),
+            "new_classes": pl.List(pl.String),
+        },
+    )  # fmt: skip
+
+
+LOOKUPS = ((0.0, 11), (0.5, 12), (1.0, 11), (1.2, 13), (3.0, 14))
+COLUMNS = ("scale", "window_end", "statements", "subjects", "first_time", "last_time")
+
+
+def _days(frame: pl.DataFrame) -> list[tuple[object, ...]]:
+    return frame.filter(pl.col("scale") == "1d").select(COLUMNS).rows()
+
+
+def test_each_closed_hour_gives_the_day_so_far() -> None:
+    agg = WindowAggregator(scales=("1h", "1d"), lateness=0)
+    agg.add(events(*LOOKUPS))
+    got = _days(pl.concat([agg.advance(), agg.flush()]))
+    at = [T0 + dt.timedelta(hours=h) for h, _ in LOOKUPS]
+    hour = dt.timedelta(hours=1)
+    start = T0.replace(minute=0)
+    assert got == [
+        ("1d", start + hour, 2.0, 2.0, at[0], at[1]),  # 09:00-10:00: people 11, 12
+        ("1d", start + 2 * hour, 4.0, 3.0, at[0], at[3]),  # then 11 again and 13
+        ("1d", start + 4 * hour, 5.0, 4.0, at[0], at[4]),  # 12:00-13:00: 14
+        ("1d", start.replace(hour=0) + 24 * hour, 5.0, 4.0, at[0], at[4]),  # the whole day
+    ]
+
+
+def test_the_day_so_far_does_not_depend_on_the_batches() -> None:
+    whole = WindowAggregator(scales=("1h", "1d"), lateness=0)
+    whole.add(events(*LOOKUPS))
+    one = pl.concat([whole.advance(), whole.flush()])
+    split = WindowAggregator(scales=("1h", "1d"), lateness=0)
+    parts = []
+    for lookup in LOOKUPS:
+        split.add(events(lookup))
+        parts.append(split.advance())
+    many = pl.concat([*parts, split.flush()])
+    order = ["window_end", "scale", "window_start"]
+    assert one.sort(order).drop("evidence").equals(many.sort(order).drop("evidence"))
+
+
+def test_no_day_so_far_when_asked_not_to() -> None:
+    agg = WindowAggregator(scales=("1h", "1d"), lateness=0, day_so_far=False)
+    agg.add(events(*LOOKUPS))
+    assert len(_days(pl.concat([agg.advance(), agg.flush()]))) == 1
