@@ -39,8 +39,8 @@ Config file (TOML)
     lateness_seconds = 60.0   # how late an event may arrive and still count in its window
     statement_min_rows = 100  # statements judged on their own from this many sensitive rows
     learn_every_hours = 1.0   # models learn once per this much event time (24: daily, faster)
-    day_so_far = true         # day patterns judged every hour on the day so far (false: at
-                              # midnight only; replay of dense logs ~25% faster)
+    so_far = true             # hour and day patterns also judged on the hour/day so far, as
+                              # each 5 minutes/hour closes (false: at the window's end only)
     feedback = "feedback.toml"  # analyst verdicts: expected jobs, false positives
 
     [peers]
@@ -114,7 +114,7 @@ class Config:
     lateness_seconds: float = 60.0
     statement_min_rows: float = 100.0
     learn_every_hours: float = 1.0
-    day_so_far: bool = True
+    so_far: bool = True
     roles: tuple[tuple[str, str], ...] = ()
     service_roles: frozenset[str] = frozenset()
     state: Path | None = None
@@ -217,7 +217,7 @@ def _from_file(path: Path) -> dict[str, Any]:
     detection = dict(data.get("detection", {}))
     if "feedback" in detection:
         values["feedback"] = (path.parent / str(detection.pop("feedback"))).resolve()
-    bad = set(detection) - set(_DETECTION_KEYS) - {"day_so_far"}
+    bad = set(detection) - set(_DETECTION_KEYS) - {"so_far"}
     if bad:
         raise ConfigError(f"config file {path}: unknown key(s) in [detection]: {sorted(bad)}")
     values.update(detection)
@@ -258,8 +258,8 @@ def load_config(
     for name in ("catalog", "id_hash_key_file", "state", "feedback"):
         if values.get(name) is not None:
             values[name] = Path(values[name])
-    if not isinstance(values.get("day_so_far", True), bool):
-        raise ConfigError(f"day_so_far must be true or false, got {values['day_so_far']!r}")
+    if not isinstance(values.get("so_far", True), bool):
+        raise ConfigError(f"so_far must be true or false, got {values['so_far']!r}")
     for name, kind in _DETECTION_KEYS.items():
         if name in values:
             try:

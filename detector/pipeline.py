@@ -46,11 +46,11 @@ from models.calibration import AlertBudget
 _SCALES: Final = ("statement", *SCALES)
 
 
-def _day_so_far(items: pl.DataFrame) -> np.ndarray:
-    """Rows that are a day so far (a ``1d`` row ending before its day does)."""
-    day = SCALES["1d"]
-    partial = (pl.col("scale") == "1d") & (pl.col("window_end") < pl.col("window_start") + day)
-    return items.select(partial).to_series().to_numpy()
+def _so_far(items: pl.DataFrame) -> np.ndarray:
+    """Rows that are an hour or day so far (ending before their window does)."""
+    length = pl.col("scale").replace_strict(SCALES, default=None, return_dtype=pl.Duration("us"))
+    partial = pl.col("window_end") < pl.col("window_start") + length
+    return items.select(partial.fill_null(False)).to_series().to_numpy()
 
 
 @dataclass
@@ -108,9 +108,7 @@ class Pipeline:
         if state is None:
             state = DetectorState(
                 id_key=config.id_hash_key(),
-                windows=WindowAggregator(
-                    lateness=config.lateness_seconds, day_so_far=config.day_so_far
-                ),
+                windows=WindowAggregator(lateness=config.lateness_seconds, so_far=config.so_far),
                 scorer=Scorer(service_roles=config.service_roles),
             )
         self.state = state
@@ -169,8 +167,8 @@ class Pipeline:
         ready = self._ready(closed, watermark)
         alerts: list[Alert] = []
         if ready.height:
-            so_far = _day_so_far(ready)
-            st.count("days_so_far", int(so_far.sum()))
+            so_far = _so_far(ready)
+            st.count("so_far", int(so_far.sum()))
             windows = (ready["scale"] != "statement").to_numpy() & ~so_far
             st.count("windows", int(windows.sum()))
             ready = ready.with_columns(_epoch=pl.col("window_end").dt.truncate(self.epoch))
@@ -220,9 +218,9 @@ class Pipeline:
                 alerts = [st.book.get(a.id) for a in alerts]
                 alerted[passed["_item"].to_numpy()] = True
                 st.scorer.note_alerts(passed["user"], passed["role"], passed["last_time"])
-        # a day so far is judged, never learned: its day is learned whole at midnight
+        # a window so far is judged, never learned: its window is learned whole when it ends
         learn = scored.drop("_item").with_columns(_alerted=pl.Series(alerted))
-        st.to_learn.append(learn.filter(~pl.Series(_day_so_far(scored))))
+        st.to_learn.append(learn.filter(~pl.Series(_so_far(scored))))
         return alerts
 
     def _drop_dismissed(self, passed: pl.DataFrame, alerts: list[Alert]) -> pl.DataFrame:

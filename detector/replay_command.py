@@ -34,7 +34,7 @@ from streams.file_source import iter_file_batches
 _NEVER: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 #: Kind and version of the state file this code reads and writes (2: sweep and unsized-read
-#: features, open windows in features.window_parts, day-so-far windows).
+#: features, open windows in features.window_parts, hour/day-so-far windows).
 STATE_KIND = "exfil-detector/pipeline"
 STATE_VERSION = 2
 

@@ -15,9 +15,9 @@ import polars as pl
 
 from features.access import EVENT_SIGNALS
 
-_SUMS: Final = (*EVENT_SIGNALS, "new_tables", "new_templates", "new_ips")
+SUMS: Final = (*EVENT_SIGNALS, "new_tables", "new_templates", "new_ips")
 #: Distinct sets kept per open window: name -> (source column, is it a list column).
-_SETS: Final = {
+SETS: Final = {
     "subjects": ("subject_keys", True),
     "templates": ("fingerprint_id", False),
     "table_names": ("tables_read", True),
@@ -26,8 +26,8 @@ _SETS: Final = {
     "new_classes": ("new_classes", True),
 }
 #: Sets whose members are listed in the window frame (the others are only counted).
-_LISTED: Final = ("table_names", "client_ips", "classes", "new_classes")
-_COUNTED: Final = {"subjects": "subjects", "templates": "templates", "table_names": "tables"}
+LISTED: Final = ("table_names", "client_ips", "classes", "new_classes")
+COUNTED: Final = {"subjects": "subjects", "templates": "templates", "table_names": "tables"}
 EVIDENCE_DTYPE: Final = pl.Struct(
     {
         "time": pl.Datetime("us", "UTC"),
@@ -38,13 +38,13 @@ EVIDENCE_DTYPE: Final = pl.Struct(
     }
 )
 EVIDENCE_LIMIT: Final = 5
-_KEY: Final = ("user", "window_start")
-_EVIDENCE_ORDER: Final = (["sensitive_rows", "rows", "time"], [True, True, False])
+KEY: Final = ("user", "window_start")
+EVIDENCE_ORDER: Final = (["sensitive_rows", "rows", "time"], [True, True, False])
 
 
 def _evidence_rows(events: pl.DataFrame) -> pl.DataFrame:
-    """Candidate evidence of every event, most telling first (see :func:`_top_evidence`)."""
-    by, descending = _EVIDENCE_ORDER
+    """Candidate evidence of every event, most telling first (see :func:`top_evidence`)."""
+    by, descending = EVIDENCE_ORDER
     return events.select(
         "user",
         "event_time",
@@ -56,18 +56,18 @@ def _evidence_rows(events: pl.DataFrame) -> pl.DataFrame:
     ).sort(by, descending=descending, maintain_order=True)
 
 
-def _top_evidence(rows: pl.DataFrame, *, ordered: bool = False) -> pl.DataFrame:
+def top_evidence(rows: pl.DataFrame, *, ordered: bool = False) -> pl.DataFrame:
     """The most telling statements of each window: most sensitive rows, most rows, earliest
     (``ordered``: the rows are already in that order)."""
     if not ordered:
-        by, descending = _EVIDENCE_ORDER
+        by, descending = EVIDENCE_ORDER
         rows = rows.sort(by, descending=descending, maintain_order=True)
-    return rows.group_by(*_KEY, maintain_order=True).head(EVIDENCE_LIMIT)
+    return rows.group_by(*KEY, maintain_order=True).head(EVIDENCE_LIMIT)
 
 
 def _set_rows(events: pl.DataFrame, name: str) -> pl.DataFrame:
     """(user, event_time, value) of one distinct set, lists exploded, nulls dropped."""
-    column, is_list = _SETS[name]
+    column, is_list = SETS[name]
     frame = events.select("user", "event_time", value=pl.col(column))
     if is_list:
         frame = frame.explode("value")
@@ -84,7 +84,7 @@ class Batch:
 
     @classmethod
     def of(cls, events: pl.DataFrame) -> Batch:
-        sets = {name: _set_rows(events, name) for name in _SETS}
+        sets = {name: _set_rows(events, name) for name in SETS}
         return cls(events, sets, _evidence_rows(events))
 
 
@@ -92,12 +92,12 @@ def _sums(frame: pl.DataFrame, *, first: bool) -> pl.DataFrame:
     """Per-window sums (``first``: of events; else: merging earlier sums)."""
     return (
         frame.lazy()
-        .group_by(*_KEY)
+        .group_by(*KEY)
         .agg(
             (pl.len().cast(pl.Float64) if first else pl.col("statements").sum()).alias(
                 "statements"
             ),
-            *(pl.col(c).sum() for c in _SUMS),
+            *(pl.col(c).sum() for c in SUMS),
             pl.col("sensitive_rows" if first else "max_statement_rows")
             .max()
             .alias("max_statement_rows"),
@@ -130,7 +130,7 @@ class OpenWindows:
                 name: rows.select("user", start, "value").unique(maintain_order=True)
                 for name, rows in batch.sets.items()
             },
-            _top_evidence(batch.evidence.with_columns(start).drop("event_time"), ordered=True),
+            top_evidence(batch.evidence.with_columns(start).drop("event_time"), ordered=True),
         )
 
     def merge(self, other: OpenWindows) -> OpenWindows:
@@ -143,7 +143,7 @@ class OpenWindows:
                 name: pl.concat([frame, other.sets[name]], rechunk=False)
                 for name, frame in self.sets.items()
             },
-            _top_evidence(pl.concat([self.evidence, other.evidence])),
+            top_evidence(pl.concat([self.evidence, other.evidence])),
         )
 
     def map_frames(self, step: Callable[[pl.DataFrame], pl.DataFrame]) -> OpenWindows:
@@ -163,7 +163,7 @@ class OpenWindows:
 
     def only(self, keys: pl.DataFrame) -> OpenWindows:
         """The windows whose ``user, window_start`` is in ``keys``."""
-        return self.map_frames(lambda frame: frame.join(keys, on=_KEY, how="semi"))
+        return self.map_frames(lambda frame: frame.join(keys, on=KEY, how="semi"))
 
     def split(self, last_start: dt.datetime | None) -> tuple[OpenWindows, OpenWindows]:
         """(windows starting at or before ``last_start``, the rest); all when ``None``."""
@@ -183,19 +183,19 @@ class OpenWindows:
         """The window-frame rows of these windows."""
         frame = self.sums
         sets = {name: rows.unique() for name, rows in self.sets.items()}
-        for name, out in _COUNTED.items():
-            counts = sets[name].group_by(*_KEY).agg(pl.len().cast(pl.Float64).alias(out))
-            frame = frame.join(counts, on=_KEY, how="left")
-        for name in _LISTED:
-            lists = sets[name].sort("value").group_by(*_KEY).agg(pl.col("value").alias(name))
-            frame = frame.join(lists, on=_KEY, how="left")
-        evidence = self.evidence.group_by(*_KEY, maintain_order=True).agg(
+        for name, out in COUNTED.items():
+            counts = sets[name].group_by(*KEY).agg(pl.len().cast(pl.Float64).alias(out))
+            frame = frame.join(counts, on=KEY, how="left")
+        for name in LISTED:
+            lists = sets[name].sort("value").group_by(*KEY).agg(pl.col("value").alias(name))
+            frame = frame.join(lists, on=KEY, how="left")
+        evidence = self.evidence.group_by(*KEY, maintain_order=True).agg(
             pl.struct(*(f.name for f in EVIDENCE_DTYPE.fields)).alias("evidence")
         )
-        frame = frame.join(evidence, on=_KEY, how="left")
+        frame = frame.join(evidence, on=KEY, how="left")
         return frame.with_columns(
-            *(pl.col(out).fill_null(0.0) for out in _COUNTED.values()),
-            *(pl.col(n).fill_null(pl.lit([], dtype=pl.List(pl.String))) for n in _LISTED),
+            *(pl.col(out).fill_null(0.0) for out in COUNTED.values()),
+            *(pl.col(n).fill_null(pl.lit([], dtype=pl.List(pl.String))) for n in LISTED),
             scale=pl.lit(scale),
             window_end=pl.col("window_start") + every,
         )

@@ -41,6 +41,7 @@ from typing import Final
 
 import polars as pl
 
+from features.so_far import so_far
 from features.window_parts import EVIDENCE_DTYPE, Batch, OpenWindows
 
 __all__ = [
@@ -54,6 +55,8 @@ SCALES: Final = {
     "1h": dt.timedelta(hours=1),
     "1d": dt.timedelta(days=1),
 }
+#: The longer window whose *so far* each scale's closed windows make up.
+PART_OF: Final = {"5m": "1h", "1h": "1d"}
 
 #: The numeric features models learn, in this order (see ARCHITECTURE.md).
 WINDOW_FEATURES: Final = (
@@ -83,20 +86,19 @@ class WindowAggregator:
         Names from :data:`SCALES`.
     lateness
         Seconds an event may arrive after later ones and still land in its own window.
-    day_so_far
-        With the ``1h`` and ``1d`` scales: each closed hour window also gives its user's
-        *day so far* (the day's closed hours added up, distinct sets united), a ``1d`` row
-        whose ``window_end`` is that hour's end - so day-scale patterns can fire within the
-        hour instead of at midnight. It is made of closed hours only, so it does not depend
-        on how the input was batched. The last hour of a day gives none (the day itself).
+    so_far
+        Each closed 5-minute window also gives its user's *hour so far*, each closed hour
+        their *day so far* (:mod:`features.so_far`): rows of the longer scale ending at
+        the part's end, so hour and day patterns fire within minutes, not at the window's
+        end. Made of closed parts only: batch-independent.
     """
 
     def __init__(
-        self, scales: Sequence[str] = tuple(SCALES), lateness: float = 60.0, day_so_far: bool = True
+        self, scales: Sequence[str] = tuple(SCALES), lateness: float = 60.0, so_far: bool = True
     ) -> None:
         self.scales = tuple(scales)
         self.lateness = lateness
-        self.day_so_far = day_so_far
+        self.so_far = so_far
 
     def _state(self) -> dict[str, OpenWindows]:
         if not hasattr(self, "open_"):
@@ -107,8 +109,8 @@ class WindowAggregator:
             self.closed_upto_: dict[str, dt.datetime | None] = dict.fromkeys(self.scales)
             self.max_time_: dt.datetime | None = None
             self.late_events_ = 0
-            # the closed hours of each user's open day, added up (see ``day_so_far``)
-            self.days_so_far_: OpenWindows | None = None
+            # per longer scale, the closed parts of each user's open window, added up
+            self.so_far_: dict[str, OpenWindows] = {}
         return self.open_
 
     @property
@@ -157,35 +159,22 @@ class WindowAggregator:
             state[scale] = keep
             if done.sums.height:
                 out.append(done.close(scale, every))
-                if scale == "1h" and self.day_so_far and "1d" in self.scales:
-                    out += self._add_hours(done)
-            if scale == "1d" and self.days_so_far_ is not None:
-                # the days that closed are reported whole: forget their partial sums
-                last = None if upto is None else _floor(upto, every) - every
-                self.days_so_far_ = None if last is None else self.days_so_far_.split(last)[1]
+                whole = PART_OF.get(scale)
+                if self.so_far and whole in self.scales:
+                    assert whole is not None
+                    rows, self.so_far_[whole] = so_far(
+                        self.so_far_.get(whole), done, whole, SCALES[whole], every
+                    )
+                    out.append(rows)
+            if scale in self.so_far_:
+                # the windows that closed are reported whole: forget their parts
+                if upto is None:
+                    del self.so_far_[scale]
+                else:
+                    self.so_far_[scale] = self.so_far_[scale].split(_floor(upto, every) - every)[1]
         if not out:
             return _finish(None)
-        return _finish(pl.concat(out, how="vertical_relaxed"))
-
-    def _add_hours(self, hours: OpenWindows) -> list[pl.DataFrame]:
-        """Add closed hour windows to their days so far, hour by hour; the day-so-far rows
-        of each hour's users (none for a day's last hour: the day window says it)."""
-        day, hour = SCALES["1d"], SCALES["1h"]
-        out = []
-        rest = hours
-        for start in hours.sums["window_start"].unique().sort():
-            this, rest = rest.split(start)
-            part = this.rekey(day)
-            so_far = self.days_so_far_
-            so_far = part if so_far is None else so_far.merge(part)
-            self.days_so_far_ = so_far
-            end = start + hour
-            if end == _floor(start, day) + day:
-                continue
-            keys = part.sums.select("user", "window_start")
-            rows = so_far.only(keys).close("1d", day)
-            out.append(rows.with_columns(window_end=pl.lit(end, dtype=rows["window_end"].dtype)))
-        return out
+        return _finish(pl.concat(out, how="diagonal_relaxed"))
 
     def advance(self) -> pl.DataFrame:
         """Close and return the windows that ended at or before the watermark."""

@@ -17,17 +17,17 @@ def _write(tmp_path: Path, detection: str) -> Path:
 
 
 def test_detection_keys_are_read(tmp_path: Path) -> None:
-    config = load_config(_write(tmp_path, "day_so_far = false\nlearn_every_hours = 24"))
-    assert config.day_so_far is False and config.learn_every_hours == 24.0
-    assert load_config(_write(tmp_path, "")).day_so_far is True
+    config = load_config(_write(tmp_path, "so_far = false\nlearn_every_hours = 24"))
+    assert config.so_far is False and config.learn_every_hours == 24.0
+    assert load_config(_write(tmp_path, "")).so_far is True
 
 
 @pytest.mark.parametrize(
     ("detection", "message"),
     [
-        ('day_so_far = "yes"', "day_so_far must be true or false, got 'yes'"),
+        ('so_far = "yes"', "so_far must be true or false, got 'yes'"),
         ("learn_every_hours = 0", "learn_every_hours must be positive"),
-        ("day_so_far_hours = 1", "unknown key(s) in [detection]: ['day_so_far_hours']"),
+        ("so_far_hours = 1", "unknown key(s) in [detection]: ['so_far_hours']"),
     ],
 )
 def test_bad_detection_values_are_named(tmp_path: Path, detection: str, message: str) -> None:

@@ -257,19 +257,19 @@ def test_low_and_slow_says_when_the_trickle_began(alerts: list[Alert]) -> None:
     assert any(f"since {began}" in r for r in slow.reasons), slow.reasons
 
 
-def test_days_so_far_are_judged_never_learned() -> None:
+def test_so_far_are_judged_never_learned() -> None:
     """Every hour also judges each active user's day so far; those rows teach nothing: on
     the sample (whose alerts do not move) the day models end the same with or without."""
     states = []
-    for day_so_far in (True, False):
-        config = dataclasses.replace(_config(), day_so_far=day_so_far)
+    for so_far in (True, False):
+        config = dataclasses.replace(_config(), so_far=so_far)
         pipeline = Pipeline(config, config.load_catalog(), load_rules())
         for batch in iter_file_batches([SAMPLE], config.source_options()):
             pipeline.process(batch.result.events)
         pipeline.finish()
         states.append(pipeline.state)
     with_days, without = states
-    assert with_days.counts["days_so_far"] > 0 and without.counts["days_so_far"] == 0
+    assert with_days.counts["so_far"] > 0 and without.counts["so_far"] == 0
     assert with_days.counts["windows"] == without.counts["windows"]
     day = [s.scorer.baselines_["1d"].stats_many(np.arange(40)) for s in states]
     assert np.array_equal(day[0].center, day[1].center)

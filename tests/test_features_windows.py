@@ -41,7 +41,7 @@ def _days(frame: pl.DataFrame) -> list[tuple[object, ...]]:
     return frame.filter(pl.col("scale") == "1d").select(COLUMNS).rows()
 
 
-def test_each_closed_hour_gives_the_day_so_far() -> None:
+def test_each_closed_hour_gives_the_so_far() -> None:
     agg = WindowAggregator(scales=("1h", "1d"), lateness=0)
     agg.add(events(*LOOKUPS))
     got = _days(pl.concat([agg.advance(), agg.flush()]))
@@ -56,11 +56,11 @@ def test_each_closed_hour_gives_the_day_so_far() -> None:
     ]
 
 
-def test_the_day_so_far_does_not_depend_on_the_batches() -> None:
-    whole = WindowAggregator(scales=("1h", "1d"), lateness=0)
+def test_the_so_far_does_not_depend_on_the_batches() -> None:
+    whole = WindowAggregator(lateness=0)
     whole.add(events(*LOOKUPS))
     one = pl.concat([whole.advance(), whole.flush()])
-    split = WindowAggregator(scales=("1h", "1d"), lateness=0)
+    split = WindowAggregator(lateness=0)
     parts = []
     for lookup in LOOKUPS:
         split.add(events(lookup))
@@ -68,9 +68,38 @@ def test_the_day_so_far_does_not_depend_on_the_batches() -> None:
     many = pl.concat([*parts, split.flush()])
     order = ["window_end", "scale", "window_start"]
     assert one.sort(order).drop("evidence").equals(many.sort(order).drop("evidence"))
+    assert one.filter(pl.col("scale") == "1h").height == 8  # 5 five-minute parts + 3 hours
 
 
-def test_no_day_so_far_when_asked_not_to() -> None:
-    agg = WindowAggregator(scales=("1h", "1d"), lateness=0, day_so_far=False)
+def test_no_so_far_when_asked_not_to() -> None:
+    agg = WindowAggregator(scales=("1h", "1d"), lateness=0, so_far=False)
     agg.add(events(*LOOKUPS))
     assert len(_days(pl.concat([agg.advance(), agg.flush()]))) == 1
+
+
+def test_each_closed_five_minutes_gives_the_hour_so_far() -> None:
+    agg = WindowAggregator(scales=("5m", "1h"), lateness=0)
+    agg.add(events((0.0, 11), (0.05, 12), (0.1, 11), (0.3, 13)))  # 09:10, 09:13, 09:16, 09:28
+    rows = pl.concat([agg.advance(), agg.flush()]).filter(pl.col("scale") == "1h")
+    ends = [e.strftime("%H:%M") for e in rows["window_end"]]
+    assert ends == ["09:15", "09:20", "09:30", "10:00"]
+    assert rows["statements"].to_list() == [2.0, 3.0, 4.0, 4.0]
+    assert rows["subjects"].to_list() == [2.0, 2.0, 3.0, 3.0]
+    assert rows["table_names"].to_list() == [["public.citizens"]] * 4
+    assert [len(e) for e in rows["evidence"]] == [2, 3, 4, 4]
+
+
+def test_users_do_not_mix() -> None:
+    """Two users' lookups interleaved give each the rows they get alone."""
+    alone = WindowAggregator(lateness=0)
+    alone.add(events(*LOOKUPS))
+    expected = pl.concat([alone.advance(), alone.flush()])
+    other = events((0.02, 91), (0.6, 92), (0.61, 93), (2.0, 94)).with_columns(user=pl.lit("d99"))
+    both = WindowAggregator(lateness=0)
+    both.add(pl.concat([events(*LOOKUPS), other]).sort("event_time"))
+    got = pl.concat([both.advance(), both.flush()])
+    order = ["window_end", "scale", "window_start"]
+    mine = got.filter(pl.col("user") == "d07").sort(order).drop("evidence")
+    assert mine.equals(expected.sort(order).drop("evidence"))
+    days = got.filter(pl.col("user") == "d99", pl.col("scale") == "1d")
+    assert days["subjects"].to_list() == [3.0, 4.0, 4.0]  # 09:00-10:00, then 11:00-12:00
