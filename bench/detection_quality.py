@@ -15,7 +15,7 @@ every baseline on both hit rate and false alarms.
 
 Usage::
 
-    .venv/bin/python bench/detection_quality.py            # the default three sets, ~25 min
+    .venv/bin/python bench/detection_quality.py            # the default three sets, ~5 min
     .venv/bin/python bench/detection_quality.py --sets postgres:11:50:21 --keep /tmp/sets
 
 A set is ``DB:SEED:USERS:DAYS``. Simulated outputs go to a temp dir (or ``--keep DIR``).
