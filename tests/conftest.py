@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-#: The MariaDB fixture lives beside its server helper (tests/ is not a package).
-pytest_plugins = ["realdb.mariadb_fixture"]
+#: The MariaDB and Kafka fixtures live beside their server helpers (tests/ is not a package).
+pytest_plugins = ["realdb.mariadb_fixture", "realdb.kafka_fixture"]
 
 if TYPE_CHECKING:
     from realdb.pg_workload import PgLogs

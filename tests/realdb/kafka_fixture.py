@@ -1,0 +1,68 @@
+"""pytest plugin with the session-scoped ``kafka_broker`` fixture: a real Apache Kafka broker.
+
+Register it once in ``tests/conftest.py``::
+
+    pytest_plugins = ["realdb.mariadb_fixture", "realdb.kafka_fixture"]
+
+One broker per session (a JVM start costs seconds on CI's two cores) in a temp dir, started
+by ``scripts/kafka.sh`` through :class:`.kafka.KafkaBroker` and stopped at the end; tests
+share it, so each uses its own topic and group names. Tests that need a broker of their own
+(restarts, crashes) use ``kafka_available`` and a :class:`.kafka.KafkaBroker` in
+``tmp_path``. A machine without Java 17 or the broker jars fails these tests, it does not
+skip them: the install step is ``scripts/services/kafka.sh``. Tests using either fixture get
+the ``kafka`` marker (``-m "not kafka"`` deselects them).
+(PYTEST_DONT_REWRITE: no asserts here, and doctest collection may import it first.)
+
+Examples
+--------
+>>> sorted(KAFKA_FIXTURES)
+['kafka_available', 'kafka_broker']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .kafka import KafkaBroker, KafkaUnavailableError, check_available
+
+#: Tests using any of these get the ``kafka`` marker.
+KAFKA_FIXTURES = frozenset({"kafka_available", "kafka_broker"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the marker here too, so the plugin also works outside this repository."""
+    config.addinivalue_line("markers", "kafka: needs a real Apache Kafka broker")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a real broker, so ``-m "not kafka"`` deselects them."""
+    for item in items:
+        if KAFKA_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.kafka)
+
+
+@pytest.fixture(scope="session")
+def kafka_available() -> None:
+    """Fail (not skip) the test when Java 17 or the broker jars are missing."""
+    missing = None
+    try:
+        check_available()
+    except KafkaUnavailableError as exc:
+        missing = str(exc)
+    if missing:  # failed outside the except: the report shows the reason, not a chain
+        pytest.fail(missing, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(
+    kafka_available: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KafkaBroker]:
+    """A running broker shared by the session (``.bootstrap`` for clients)."""
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    try:  # a start that timed out may still have left a JVM behind
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
