@@ -17,6 +17,10 @@ Environment variables
 ``EXFIL_ALERTS_PER_DAY``    alert budget: expected alerts per day per window scale
 ``EXFIL_STATE``             state file (``--state``)
 ``EXFIL_FEEDBACK``          analyst feedback file (``--feedback``, see detector/feedback.py)
+``EXFIL_KAFKA_SECURITY_PROTOCOL``, ``EXFIL_KAFKA_SASL_MECHANISM``, ``EXFIL_KAFKA_SASL_USERNAME``,
+``EXFIL_KAFKA_SSL_CAFILE``  Kafka TLS/SASL settings (``[kafka]`` keys of the same names)
+``EXFIL_KAFKA_SASL_PASSWORD`` the SASL password itself (never in a file of the repo), or
+``EXFIL_KAFKA_SASL_PASSWORD_FILE`` a file holding it (``sasl_password_file`` in ``[kafka]``)
 
 Config file (TOML)
 ------------------
@@ -43,6 +47,13 @@ Config file (TOML)
                               # each 5 minutes/hour closes (false: at the window's end only)
     feedback = "feedback.toml"  # analyst verdicts: expected jobs, false positives
 
+    [kafka]                   # exfil-detector run / ship (bootstrap from --bootstrap)
+    security_protocol = "SASL_SSL"
+    sasl_mechanism = "SCRAM-SHA-512"
+    sasl_username = "exfil-detector"
+    sasl_password_file = "/run/secrets/kafka-password"   # or EXFIL_KAFKA_SASL_PASSWORD
+    ssl_cafile = "/etc/ssl/certs/kafka-ca.pem"
+
     [peers]
     # Roles whose accounts are service/batch accounts (schedules and hosts are strict).
     service_roles = ["etl", "backup"]
@@ -61,13 +72,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
 from detector.exceptions import ConfigError
 from streams.exceptions import ExfilDetectorError
 from streams.file_source import SourceOptions
+from streams.kafka_settings import KafkaSettings, KafkaSettingsError
 
 if TYPE_CHECKING:
     from detector.feedback import Feedback
@@ -83,7 +95,17 @@ ENV_VARS: Mapping[str, str] = {
     "EXFIL_ALERTS_PER_DAY": "alerts_per_day",
     "EXFIL_STATE": "state",
     "EXFIL_FEEDBACK": "feedback",
+    "EXFIL_KAFKA_SECURITY_PROTOCOL": "kafka_security_protocol",
+    "EXFIL_KAFKA_SASL_MECHANISM": "kafka_sasl_mechanism",
+    "EXFIL_KAFKA_SASL_USERNAME": "kafka_sasl_username",
+    "EXFIL_KAFKA_SASL_PASSWORD_FILE": "kafka_sasl_password_file",
+    "EXFIL_KAFKA_SSL_CAFILE": "kafka_ssl_cafile",
 }
+#: Keys of the ``[kafka]`` section (stored as ``kafka_<key>``).
+_KAFKA_KEYS: Final = (
+    "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password_file",
+    "ssl_cafile", "ssl_certfile", "ssl_keyfile",
+)  # fmt: skip
 
 _DETECTION_KEYS: Mapping[str, type] = {
     "alerts_per_day": float,
@@ -119,6 +141,13 @@ class Config:
     service_roles: frozenset[str] = frozenset()
     state: Path | None = None
     feedback: Path | None = None
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password_file: Path | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
 
     def role_of(self, user: str) -> str:
         """The configured role (peer group) of ``user``; ``""`` when none matches.
@@ -174,6 +203,34 @@ class Config:
 
         return Feedback() if self.feedback is None else Feedback.load(self.feedback)
 
+    def kafka_settings(self, bootstrap: str, env: Mapping[str, str] | None = None) -> KafkaSettings:
+        """Settings for the Kafka clients; the SASL password from ``EXFIL_KAFKA_SASL_PASSWORD``
+        or the password file (read now, never kept in the config)."""
+        environ = os.environ if env is None else env
+        password = environ.get("EXFIL_KAFKA_SASL_PASSWORD") or None
+        if password is None and self.kafka_sasl_password_file is not None:
+            try:
+                text = self.kafka_sasl_password_file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read Kafka SASL password file {self.kafka_sasl_password_file}: "
+                    f"{exc.strerror}"
+                ) from exc
+            password = text.rstrip("\r\n")
+        try:
+            return KafkaSettings(
+                bootstrap,
+                security_protocol=self.kafka_security_protocol,
+                sasl_mechanism=self.kafka_sasl_mechanism,
+                sasl_username=self.kafka_sasl_username,
+                sasl_password=password,
+                ssl_cafile=self.kafka_ssl_cafile,
+                ssl_certfile=self.kafka_ssl_certfile,
+                ssl_keyfile=self.kafka_ssl_keyfile,
+            )
+        except KafkaSettingsError as exc:
+            raise ConfigError(str(exc)) from exc
+
     def source_options(self) -> SourceOptions:
         return SourceOptions(
             format=self.format,
@@ -202,7 +259,7 @@ def _from_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     values: dict[str, Any] = {}
-    known = {"source", "catalog", "detection", "peers"}
+    known = {"source", "catalog", "detection", "peers", "kafka"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"config file {path}: unknown section(s) {sorted(unknown)}")
@@ -212,6 +269,11 @@ def _from_file(path: Path) -> dict[str, Any]:
     if bad:
         raise ConfigError(f"config file {path}: unknown key(s) in [source]: {sorted(bad)}")
     values.update(source)
+    kafka = dict(data.get("kafka", {}))
+    bad = set(kafka) - set(_KAFKA_KEYS)
+    if bad:
+        raise ConfigError(f"config file {path}: unknown key(s) in [kafka]: {sorted(bad)}")
+    values.update({f"kafka_{k}": v for k, v in kafka.items()})
     if "path" in data.get("catalog", {}):
         values["catalog"] = (path.parent / data["catalog"]["path"]).resolve()
     detection = dict(data.get("detection", {}))
@@ -255,7 +317,7 @@ def load_config(
             values[name] = environ[var]
     values.update({k: v for k, v in (flags or {}).items() if v is not None})
     names = {f.name for f in fields(Config)}
-    for name in ("catalog", "id_hash_key_file", "state", "feedback"):
+    for name in ("catalog", "id_hash_key_file", "state", "feedback", "kafka_sasl_password_file"):
         if values.get(name) is not None:
             values[name] = Path(values[name])
     if not isinstance(values.get("so_far", True), bool):
