@@ -1,0 +1,90 @@
+"""Events of several partitions, released in event-time order.
+
+Each partition of the audit topic is in order on its own, but one consumer reads them at
+different speeds: released as they come, a partition that runs ahead would push the
+detector's watermark past events another partition has not delivered yet, and those would
+arrive late. :class:`EventTimeMerge` holds each partition's parsed events and releases
+only those no partition can still precede: up to the least of the partitions' *complete*
+times (the latest event a partition's parser has let go; its held-back records are
+later). A partition that is caught up and flushed does not hold the others back
+(``complete`` = ``None`` marks "nothing more is pending from it").
+
+>>> import datetime as dt
+>>> t = lambda m: dt.datetime(2024, 3, 4, 9, m, tzinfo=dt.UTC)
+>>> ev = lambda *ms: pl.DataFrame({"event_time": [t(m) for m in ms], "n": list(ms)})
+>>> merge = EventTimeMerge()
+>>> merge.add(0, ev(1, 5), complete=t(5))
+>>> merge.add(1, ev(2), complete=t(2))
+>>> merge.release([0, 1])["n"].to_list()   # partition 1 is complete only up to 09:02
+[1, 2]
+>>> merge.add(1, ev(7), complete=None)      # caught up; partition 0 may still send 09:06
+>>> merge.release([0, 1])["n"].to_list()
+[5]
+>>> merge.add(0, ev(), complete=None)       # caught up too
+>>> merge.release([0, 1])["n"].to_list()
+[7]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+_SENTINEL = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+@dataclass
+class EventTimeMerge:
+    """Per-partition queues of events, released in event-time order (picklable)."""
+
+    queues_: dict[int, list[pl.DataFrame]] = field(default_factory=dict)
+    complete_: dict[int, dt.datetime | None] = field(default_factory=dict)
+
+    def add(self, partition: int, events: pl.DataFrame, complete: dt.datetime | None) -> None:
+        """Queue ``events`` of ``partition``; ``complete``: the time up to which it has
+        delivered everything (``None``: nothing pending, it holds no one back)."""
+        if events.height:
+            self.queues_.setdefault(partition, []).append(events)
+        self.complete_[partition] = complete
+
+    def pending(self) -> int:
+        """Events queued."""
+        return sum(f.height for q in self.queues_.values() for f in q)
+
+    def release(self, partitions: Iterable[int]) -> pl.DataFrame | None:
+        """Queued events up to the least complete time of ``partitions`` (those the
+        consumer is assigned), in event-time order; ``None`` when nothing can go yet."""
+        limits = []
+        for p in partitions:
+            if p not in self.complete_:
+                return None  # a partition not heard from yet could hold anything
+            c = self.complete_[p]
+            limits.append(_SENTINEL if c is None else c)
+        if not limits:
+            return None
+        return self._take(min(limits))
+
+    def drain(self) -> pl.DataFrame | None:
+        """Everything queued (end of input)."""
+        return self._take(_SENTINEL)
+
+    def _take(self, upto: dt.datetime) -> pl.DataFrame | None:
+        parts, keep = [], {}
+        for p in sorted(self.queues_):
+            frames = self.queues_[p]
+            if not frames:
+                continue
+            queued = pl.concat(frames, how="vertical_relaxed")
+            due = queued["event_time"] <= upto
+            parts.append(queued.filter(due))
+            rest = queued.filter(~due)
+            keep[p] = [rest] if rest.height else []
+        self.queues_ = keep
+        ready = [f for f in parts if f.height]
+        if not ready:
+            return None
+        # stable: partition order, then each partition's own order, for equal times
+        return pl.concat(ready, how="vertical_relaxed").sort("event_time", maintain_order=True)

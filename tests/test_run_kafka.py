@@ -1,0 +1,143 @@
+"""``exfil-detector run`` against a real Kafka broker: the alerts of replay, dead letters
+with reasons, and the stream going on past them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from detector.cli import bundled_sample, bundled_sample_config
+from detector.config import Config, load_config
+from detector.replay_command import replay_files
+from detector.run_command import StreamOptions, run_stream
+from realdb.kafka import KafkaBroker
+from streams.file_source import SourceOptions, make_parser
+
+
+def _records(path: Path) -> list[tuple[str, str]]:
+    """(key, record) of a csvlog in file order, keyed by the session's user."""
+    start = make_parser("pgaudit-csv", None, SourceOptions()).record_start
+    records: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if start.match(line) or not records:
+            records.append(line)
+        else:
+            records[-1] += "\n" + line
+    users: dict[str, str] = {}
+    fields = [next(csv.reader(io.StringIO(r))) for r in records]
+    for f in fields:
+        if f[1] and f[1] != "[unknown]":
+            users.setdefault(f[5], f[1])
+    return [(users.get(f[5], f[5]), r) for f, r in zip(fields, records, strict=True)]
+
+
+def _topic(broker: KafkaBroker, partitions: int = 6) -> str:
+    name = f"audit-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        admin.close()
+    return name
+
+
+def _produce(broker: KafkaBroker, topic: str, records: list[tuple[str | None, bytes]]) -> None:
+    producer = KafkaProducer(
+        bootstrap_servers=broker.bootstrap, acks="all", max_in_flight_requests_per_connection=1
+    )
+    for key, value in records:
+        producer.send(topic, key=None if key is None else key.encode(), value=value)
+    producer.flush()
+    producer.close()
+
+
+def _read_all(broker: KafkaBroker, topic: str, expected: int) -> list[object]:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    try:
+        return list(consumer)[: expected + 1000]
+    finally:
+        consumer.close()
+
+
+def _options(topic: str, tmp_path: Path, **kw: object) -> StreamOptions:
+    base: dict[str, object] = {
+        "topic": topic,
+        "group": f"g-{topic}",
+        "alerts_topic": f"{topic}-alerts",
+        "dlq_topic": f"{topic}-dlq",
+        "until_idle": 2.0,
+        "idle_flush_seconds": 1.0,
+        "alerts_out": tmp_path / "alerts.jsonl",
+    }
+    return StreamOptions(**(base | kw))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(bundled_sample_config())
+
+
+def test_a_shipped_log_gives_the_alerts_of_replay(
+    kafka_broker: KafkaBroker, config: Config, tmp_path: Path
+) -> None:
+    """The sample shipped to 6 partitions keyed by user, consumed by one process."""
+    topic = _topic(kafka_broker)
+    records = _records(bundled_sample())
+    _produce(kafka_broker, topic, [(k, r.encode()) for k, r in records])
+    options = _options(topic, tmp_path)
+    summary = run_stream(config, config.kafka_settings(kafka_broker.bootstrap), options)
+    assert summary.records == len(records) and not summary.dead_letters
+    replay = replay_files([bundled_sample()], config, progress=None).alerts
+    assert [a.to_json() for a in summary.alerts] == [a.to_json() for a in replay]
+    # the alerts topic holds every revision, keyed by user; the last of each id is final
+    sent = _read_all(kafka_broker, f"{topic}-alerts", summary.alerts_sent)
+    assert len(sent) == summary.alerts_sent
+    last = {}
+    for message in sent:
+        alert = json.loads(message.value)
+        assert message.key.decode() == alert["user"]
+        last[alert["id"]] = alert
+    assert list(last.values()) == sorted(
+        (a.to_json() for a in summary.alerts), key=lambda a: list(last).index(a["id"])
+    )
+
+
+def test_bad_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(
+    kafka_broker: KafkaBroker, config: Config, tmp_path: Path
+) -> None:
+    topic = _topic(kafka_broker, partitions=2)
+    good = [(k, r.encode()) for k, r in _records(bundled_sample())[:400]]
+    oversized = good[10][1] + b"," + b"x" * 20_000
+    bad: list[tuple[str | None, bytes]] = [
+        ("officer01", b"\xff\xfe not utf-8 \xc3\x28"),
+        ("officer01", oversized),
+        ("officer01", b'2024-03-04 09:00:00.000 UTC,"officer01","records",123,"10.0.0.1'),
+    ]
+    _produce(kafka_broker, topic, good[:200] + bad + good[200:])
+    options = _options(topic, tmp_path, max_record_bytes=16_384)
+    summary = run_stream(config, config.kafka_settings(kafka_broker.bootstrap), options)
+    assert summary.records == len(good) + len(bad)
+    assert summary.dead_letters == {"not_utf8": 1, "too_long": 1, "truncated": 1}
+    letters = _read_all(kafka_broker, f"{topic}-dlq", 3)
+    by_reason = {dict(m.headers)["reason"].decode(): m for m in letters}
+    assert set(by_reason) == {"not_utf8", "too_long", "truncated"}
+    assert by_reason["not_utf8"].value == bad[0][1]
+    assert by_reason["too_long"].value == oversized
+    assert by_reason["truncated"].value == bad[2][1]
+    headers = dict(by_reason["not_utf8"].headers)
+    assert headers["source_topic"].decode() == topic and int(headers["source_offset"]) >= 0
+    # the good records around them were all parsed: the same statements as the file's
+    whole = replay_files([bundled_sample()], config, progress=None)
+    assert 0 < summary.counts["statements"] < whole.counts["statements"]
