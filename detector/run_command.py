@@ -193,14 +193,15 @@ class _Runner:
         while not self.stop.event.is_set():
             polled = self.consumer.poll(timeout_ms=200)
             assigned = {tp.partition for tp in self.consumer.assignment()}
+            moved = set()
             for p in assigned - seeked:  # the checkpoint's offsets match its state
                 if p in self.state.offsets:
                     self.consumer.seek(self.tp(self.options.topic, p), self.state.offsets[p])
+                    moved.add(p)
                 seeked.add(p)
-            if any(tp.partition not in seeked for tp in polled):
-                continue  # fetched before the seek: dropped, fetched again from there
             for tp, records in sorted(polled.items(), key=lambda kv: kv[0].partition):
-                self._consume(tp.partition, records)
+                if tp.partition not in moved:  # else fetched before the seek: read again
+                    self._consume(tp.partition, records)
             idle = self._idle(assigned)
             self._judge(self.state.merge.release(sorted(assigned)))
             if time.monotonic() - self.last_checkpoint >= self.options.checkpoint_seconds:

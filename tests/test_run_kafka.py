@@ -141,3 +141,35 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(
     # the good records around them were all parsed: the same statements as the file's
     whole = replay_files([bundled_sample()], config, progress=None)
     assert 0 < summary.counts["statements"] < whole.counts["statements"]
+
+
+def test_a_restarted_detector_continues_from_its_checkpoint(
+    kafka_broker: KafkaBroker, config: Config, tmp_path: Path
+) -> None:
+    """Stopped at midnight and started again on the same state dir, the detector ends with
+    the alerts of one uninterrupted run; the group's committed offsets are the saved ones."""
+    records = [(k, r.encode()) for k, r in _records(bundled_sample())]
+    cut = next(i for i, (_, r) in enumerate(records) if r[:19] >= b"2024-03-06 00:00:00")
+    settings = config.kafka_settings(kafka_broker.bootstrap)
+    whole = _topic(kafka_broker)
+    _produce(kafka_broker, whole, records)
+    once = run_stream(config, settings, _options(whole, tmp_path, state_dir=tmp_path / "one"))
+    split = _topic(kafka_broker)
+    state = tmp_path / "split"
+    _produce(kafka_broker, split, records[:cut])
+    first = run_stream(config, settings, _options(split, tmp_path, state_dir=state))
+    assert first.records == cut and (state / "checkpoint.bin").exists()
+    _produce(kafka_broker, split, records[cut:])
+    second = run_stream(config, settings, _options(split, tmp_path, state_dir=state))
+    assert second.records == len(records) - cut  # nothing read twice, nothing skipped
+    assert [a.to_json() for a in second.alerts] == [a.to_json() for a in once.alerts]
+    consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=f"g-{split}")
+    try:
+        parts = consumer.partitions_for_topic(split)
+        from kafka import TopicPartition
+
+        tps = [TopicPartition(split, p) for p in sorted(parts)]
+        ends = consumer.end_offsets(tps)
+        assert all(consumer.committed(tp) == ends[tp] for tp in tps)
+    finally:
+        consumer.close()
