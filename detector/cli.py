@@ -9,7 +9,10 @@ from importlib import resources
 from pathlib import Path
 
 from detector.config import load_config
+from detector.exceptions import ShipError
 from detector.parse_command import COMPRESSIONS
+from detector.run_command import add_parser as add_run_parser
+from detector.ship_command import add_parser as add_ship_parser
 from detector.simulate_command import add_parser as add_simulate_parser
 from streams.exceptions import ExfilDetectorError
 from streams.file_source import FORMATS
@@ -121,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", type=Path, default=Path("demo-out/alerts.jsonl"))
 
     add_simulate_parser(sub)
+    add_ship_parser(sub)
+    add_run_parser(sub)
 
     v = sub.add_parser(
         "evaluate", help="score the detector and five baselines on labelled (simulated) logs"
@@ -215,6 +220,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"replaying the bundled sample {sample.name} (7 days, 20 users)")
             config = load_config(bundled_sample_config())
             return run_replay([sample], config, alerts_out=args.out)
+        if args.command == "ship":
+            from detector.ship_command import run_ship
+
+            flags = {"format": args.format, "log_line_prefix": args.log_line_prefix}
+            try:
+                return run_ship(
+                    args.paths,
+                    load_config(args.config, flags),
+                    bootstrap=args.bootstrap,
+                    topic=args.topic,
+                    rate=args.rate,
+                    create_partitions=args.create_partitions,
+                )
+            except ShipError as exc:  # not delivered: exit 1, like a failed shipper
+                print(f"exfil-detector: error: {exc}", file=sys.stderr)
+                return 1
+        if args.command == "run":
+            from detector.run_command import run_command
+
+            return run_command(args)
         if args.command == "simulate":
             from detector.simulate_command import run_simulate
 

@@ -21,3 +21,12 @@ class AlertError(DetectorError):
 
 class FeedbackError(DetectorError):
     """An analyst feedback file is invalid."""
+
+
+class ShipError(DetectorError):
+    """``ship`` could not publish: the topic is missing, Kafka is unreachable, or a record
+    was not delivered (the CLI exits with status 1)."""
+
+
+class StreamingError(DetectorError):
+    """The Kafka side of ``run`` failed (broker unreachable, a send not acknowledged)."""

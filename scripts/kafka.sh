@@ -143,6 +143,9 @@ import socket, sys
 
 port, cport = int(sys.argv[1]), sys.argv[2]
 with socket.socket() as s:
+    # as the JVM binds: a port left in TIME_WAIT by the broker's last clients (a restart)
+    # is free, one another process listens on is not
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind(("127.0.0.1", port))
     except OSError as exc:

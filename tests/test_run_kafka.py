@@ -6,6 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -16,7 +21,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from detector.cli import bundled_sample, bundled_sample_config
 from detector.config import Config, load_config
 from detector.replay_command import replay_files
-from detector.run_command import StreamOptions, run_stream
+from detector.stream_runner import RunSummary, StreamOptions, run_stream
 from realdb.kafka import KafkaBroker
 from streams.file_source import SourceOptions, make_parser
 
@@ -173,3 +178,67 @@ def test_a_restarted_detector_continues_from_its_checkpoint(
         assert all(consumer.committed(tp) == ends[tp] for tp in tps)
     finally:
         consumer.close()
+
+
+def test_the_detector_rides_out_a_broker_restart(
+    kafka_available: None, config: Config, tmp_path: Path
+) -> None:
+    """The broker goes down and comes back while the detector is connected and half-way
+    through the sample: it reconnects and ends with replay's alerts."""
+    records = [(k, r.encode()) for k, r in _records(bundled_sample())]
+    half = len(records) // 2
+    with KafkaBroker(tmp_path / "broker") as broker:
+        topic = _topic(broker)
+        _produce(broker, topic, records[:half])
+        options = _options(topic, tmp_path, until_idle=12.0, checkpoint_seconds=1.0)
+        done: list[object] = []
+
+        def consume() -> None:
+            try:
+                done.append(run_stream(config, config.kafka_settings(broker.bootstrap), options))
+            except BaseException as exc:  # shown by the assert below
+                done.append(exc)
+
+        worker = threading.Thread(target=consume)
+        worker.start()
+        time.sleep(4)  # consuming, then caught up and waiting
+        broker.restart()
+        _produce(broker, topic, records[half:])
+        worker.join(timeout=180)
+        assert not worker.is_alive() and done
+    (summary,) = done
+    assert isinstance(summary, RunSummary), summary
+    assert summary.records == len(records)
+    replay = replay_files([bundled_sample()], config, progress=None).alerts
+    assert [a.to_json() for a in summary.alerts] == [a.to_json() for a in replay]
+
+
+def test_ship_then_run_from_the_command_line_and_stop_on_sigterm(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """``ship`` the sample, ``run`` it as a process, SIGTERM it: it finishes the batch,
+    checkpoints, commits and exits 0; a second ``run`` on the state dir reads nothing new."""
+    topic = f"audit-{uuid.uuid4().hex[:8]}"
+    cli = [sys.executable, "-m", "detector"]
+    sample, config_file = str(bundled_sample()), str(bundled_sample_config())
+    ship = [*cli, "ship", sample, "--bootstrap", kafka_broker.bootstrap, "--topic", topic]
+    subprocess.run([*ship, "--create-partitions", "6"], check=True, capture_output=True)
+    state = tmp_path / "state"
+    run = [*cli, "run", "--bootstrap", kafka_broker.bootstrap, "--topic", topic]
+    run += ["--config", config_file, "--state-dir", str(state), "--checkpoint-seconds", "1"]
+    proc = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (state / "checkpoint.bin").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(3)  # past the first checkpoint: everything consumed
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "records consumed         9,027" in out
+    again = subprocess.run(
+        [*run, "--until-idle", "2"], check=True, capture_output=True, text=True, timeout=120
+    )
+    assert "records consumed             0" in again.stdout

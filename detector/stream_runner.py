@@ -1,0 +1,344 @@
+"""The ``run`` job's engine: audit records from Kafka through the replay pipeline, alerts
+to Kafka (the CLI glue is :mod:`detector.run_command`).
+
+``exfil-detector run --bootstrap HOST:PORT --topic db-audit`` consumes raw audit records
+(any format ``replay`` reads, one record per message) or canonical JSON events, keyed by
+database user, and feeds them in micro-batches through exactly the pipeline ``replay``
+uses (:class:`detector.pipeline.Pipeline`). Each partition has its own parser
+(:class:`streams.kafka_records.PartitionStream`); their events are merged in event-time
+order (:class:`streams.partition_merge.EventTimeMerge`) so a topic consumed at uneven
+speeds is judged as the file it was shipped from.
+
+Delivery (at-least-once, in this order at every checkpoint):
+
+1. alerts created or updated so far are produced to ``--alerts-topic`` (keyed by user,
+   the JSON of ``replay``'s alert file) and dead letters to ``--dlq-topic``; the producer
+   is flushed and every send acknowledged;
+2. the state (models, open windows, parsers, merge queues, the next offset of every
+   partition) is saved atomically to ``--state-dir``;
+3. those offsets are committed to the consumer group.
+
+A crash between 1 and 3 re-reads records whose alerts are already out; alert ids are
+deterministic, so the re-sent alert is the same alert (same id, same or later revision),
+never a duplicate. On start, the saved offsets win over the group's (they match the saved
+state). Records the detector cannot use go to the dead-letter topic with their reason
+(header ``reason``), partition and offset, and original bytes; they never block a
+partition.
+
+Stopping: SIGTERM/SIGINT finish the batch, checkpoint and commit. ``--until-idle S`` stops
+once every partition has been caught up for S seconds (tests, back-fills); without
+``--state-dir`` the end of input then closes every window like ``replay`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+
+from detector.alerts import Alert, write_jsonl
+from detector.config import Config
+from detector.exceptions import DetectorError, StreamingError
+from detector.pipeline import DetectorState, Pipeline
+from detector.threat_rules import load_rules
+from models.state import load_state, save_state
+from streams.kafka_records import MAX_RECORD_BYTES, PartitionStream, RecordReject
+from streams.kafka_settings import KafkaSettings
+from streams.partition_merge import EventTimeMerge
+
+#: Kind and version of the streaming checkpoint (a pipeline state plus the stream's own).
+CHECKPOINT_KIND: Final = "exfil-detector/stream"
+CHECKPOINT_VERSION: Final = 1
+CHECKPOINT_FILE: Final = "checkpoint.bin"
+
+
+@dataclass
+class StreamState:
+    """Everything a checkpoint holds (picklable)."""
+
+    topic: str
+    pipeline: DetectorState
+    partitions: dict[int, PartitionStream] = field(default_factory=dict)
+    merge: EventTimeMerge = field(default_factory=EventTimeMerge)
+    offsets: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    """What a run consumed and raised."""
+
+    records: int = 0
+    events: int = 0
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    alerts_sent: int = 0
+    checkpoints: int = 0
+    seconds: float = 0.0
+    alerts: list[Alert] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def render(self) -> str:
+        rate = self.records / self.seconds if self.seconds > 0 else 0.0
+        rejected = sum(self.dead_letters.values())
+        return "\n".join(
+            [
+                f"records consumed  {self.records:>12,}",
+                f"statements        {self.counts.get('statements', 0):>12,}",
+                f"dead letters      {rejected:>12,}",
+                *(f"  {r:<16}{n:>12,}" for r, n in sorted(self.dead_letters.items())),
+                f"late events       {self.counts.get('late_events', 0):>12,}",
+                f"alerts            {len(self.alerts):>12,}",
+                f"alert messages    {self.alerts_sent:>12,}",
+                f"checkpoints       {self.checkpoints:>12,}",
+                f"wall time         {self.seconds:>12.2f} s",
+                f"throughput        {rate:>12,.0f} records/s",
+            ]
+        )
+
+
+class StopSignal:
+    """SIGTERM/SIGINT ask the loop to stop after the batch in hand."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.event.set())
+
+
+@dataclass
+class StreamOptions:
+    """The ``run`` flags."""
+
+    topic: str
+    group: str = "exfil-detector"
+    alerts_topic: str | None = "exfil-alerts"
+    dlq_topic: str | None = "db-audit-dlq"
+    state_dir: Path | None = None
+    alerts_out: Path | None = None
+    until_idle: float | None = None
+    checkpoint_seconds: float = 30.0
+    idle_flush_seconds: float = 5.0
+    poll_records: int = 20_000
+    max_record_bytes: int = MAX_RECORD_BYTES
+
+
+def _load(options: StreamOptions, config: Config) -> StreamState:
+    path = None if options.state_dir is None else options.state_dir / CHECKPOINT_FILE
+    if path is not None and path.exists():
+        state = load_state(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
+        if not isinstance(state, StreamState) or state.topic != options.topic:
+            raise DetectorError(f"{path} is not a checkpoint of topic {options.topic!r}")
+        return state
+    fresh = Pipeline(config, config.load_catalog(), load_rules())
+    return StreamState(options.topic, fresh.state)
+
+
+def _clients(settings: KafkaSettings, options: StreamOptions) -> tuple[Any, Any]:
+    """The consumer and the producer (kafka-python imported here: ``replay`` needs none)."""
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.errors import KafkaError
+
+    try:
+        consumer = KafkaConsumer(
+            group_id=options.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=options.poll_records,
+            **settings.client_args(),
+        )
+        producer = KafkaProducer(acks="all", linger_ms=20, **settings.client_args())
+    except KafkaError as exc:
+        raise StreamingError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
+    return consumer, producer
+
+
+class _Runner:
+    """One consumer, one producer, one pipeline; the loop of :func:`run_stream`."""
+
+    def __init__(
+        self, config: Config, settings: KafkaSettings, options: StreamOptions, stop: StopSignal
+    ) -> None:
+        from kafka import TopicPartition
+
+        self.tp = TopicPartition
+        self.config, self.options, self.stop = config, options, stop
+        self.state = _load(options, config)
+        self.pipeline = Pipeline(config, config.load_catalog(), load_rules(), self.state.pipeline)
+        self.consumer, self.producer = _clients(settings, options)
+        self.summary = RunSummary()
+        self.pending_sends: list[Any] = []
+        self.idle_since: dict[int, float] = {}
+        self.last_checkpoint = time.monotonic()
+        self.consumer.subscribe([options.topic])
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        started = time.perf_counter()
+        seeked: set[int] = set()
+        while not self.stop.event.is_set():
+            polled = self.consumer.poll(timeout_ms=200)
+            assigned = {tp.partition for tp in self.consumer.assignment()}
+            moved = set()
+            for p in assigned - seeked:  # the checkpoint's offsets match its state
+                if p in self.state.offsets:
+                    self.consumer.seek(self.tp(self.options.topic, p), self.state.offsets[p])
+                    moved.add(p)
+                seeked.add(p)
+            for tp, records in sorted(polled.items(), key=lambda kv: kv[0].partition):
+                if tp.partition not in moved:  # else fetched before the seek: read again
+                    self._consume(tp.partition, records)
+            idle = self._idle(assigned)
+            self._judge(self.state.merge.release(sorted(assigned)))
+            if time.monotonic() - self.last_checkpoint >= self.options.checkpoint_seconds:
+                self._checkpoint()
+            until = self.options.until_idle
+            if until is not None and assigned and idle >= until:
+                break
+        self._finish()
+        self.summary.seconds = time.perf_counter() - started
+        return self.summary
+
+    def _stream(self, partition: int) -> PartitionStream:
+        stream = self.state.partitions.get(partition)
+        if stream is None:
+            stream = PartitionStream(
+                self.options.topic,
+                partition,
+                self.config.source_options(),
+                max_record_bytes=self.options.max_record_bytes,
+            )
+            self.state.partitions[partition] = stream
+        return stream
+
+    def _consume(self, partition: int, records: Sequence[Any]) -> None:
+        stream = self._stream(partition)
+        events, rejects = stream.feed(records)
+        self.summary.records += len(records)
+        self.summary.events += events.height
+        self.state.merge.add(partition, events, stream.high_)
+        self.state.offsets[partition] = records[-1].offset + 1
+        self.idle_since.pop(partition, None)
+        self._dead_letters(rejects)
+
+    def _idle(self, assigned: set[int]) -> float:
+        """Flush partitions caught up for ``idle_flush_seconds`` (their held-back records
+        go, and they stop holding the others back); how long all have been caught up."""
+        now = time.monotonic()
+        for p in assigned:
+            tp = self.tp(self.options.topic, p)
+            # the fetcher's last high watermark against what we consumed: no network
+            # call (the consumer's position() blocks and raises while the broker is down)
+            high = self.consumer.highwater(tp)
+            if high is None or self.state.offsets.get(p, 0) < high:
+                self.idle_since.pop(p, None)
+                continue
+            since = self.idle_since.setdefault(p, now)
+            flushed = p in self.state.merge.complete_ and self.state.merge.complete_[p] is None
+            if now - since >= self.options.idle_flush_seconds and not flushed:
+                events, rejects = self._stream(p).flush()
+                self.state.merge.add(p, events, None)
+                self._dead_letters(rejects)
+        if not assigned or any(p not in self.idle_since for p in assigned):
+            return 0.0
+        return now - max(self.idle_since[p] for p in assigned)
+
+    def _judge(self, events: pl.DataFrame | None) -> None:
+        if events is None or events.is_empty():
+            return
+        self._send_alerts(self.pipeline.process(events))
+
+    def _send_alerts(self, alerts: list[Alert]) -> None:
+        topic = self.options.alerts_topic
+        for alert in alerts:
+            self.summary.alerts_sent += 1
+            if topic is not None:
+                value = json.dumps(alert.to_json(), ensure_ascii=False).encode()
+                self.pending_sends.append(
+                    self.producer.send(topic, key=alert.user.encode(), value=value)
+                )
+
+    def _dead_letters(self, rejects: list[RecordReject]) -> None:
+        for r in rejects:
+            self.summary.dead_letters[r.reason] = self.summary.dead_letters.get(r.reason, 0) + 1
+            if self.options.dlq_topic is not None:
+                headers = [
+                    ("reason", r.reason.encode()),
+                    ("source_topic", self.options.topic.encode()),
+                    ("source_partition", str(r.partition).encode()),
+                    ("source_offset", str(r.offset).encode()),
+                ]
+                self.pending_sends.append(
+                    self.producer.send(self.options.dlq_topic, value=r.value, headers=headers)
+                )
+
+    def _checkpoint(self) -> None:
+        """Alerts and dead letters out, then state saved, then offsets committed."""
+        from kafka.errors import KafkaError
+        from kafka.structs import OffsetAndMetadata
+
+        try:
+            self.producer.flush()
+            for future in self.pending_sends:
+                future.get(timeout=30)
+        except KafkaError as exc:
+            raise StreamingError(f"an alert or dead letter was not acknowledged: {exc}") from exc
+        self.pending_sends = []
+        if self.options.state_dir is not None:
+            self.options.state_dir.mkdir(parents=True, exist_ok=True)
+            save_state(
+                self.options.state_dir / CHECKPOINT_FILE,
+                self.state,
+                kind=CHECKPOINT_KIND,
+                version=CHECKPOINT_VERSION,
+            )
+        if self.state.offsets:
+            offsets = {
+                self.tp(self.options.topic, p): OffsetAndMetadata(o, "", -1)
+                for p, o in self.state.offsets.items()
+            }
+            try:
+                self.consumer.commit(offsets)
+            except KafkaError as exc:
+                # the saved state has these offsets: the next start seeks there anyway
+                print(f"exfil-detector: offsets not committed: {exc}", file=sys.stderr)
+        self.summary.checkpoints += 1
+        self.last_checkpoint = time.monotonic()
+
+    def _finish(self) -> None:
+        if self.options.state_dir is None:
+            # end of input, no state to continue from: close everything, like replay
+            for stream in self.state.partitions.values():
+                events, rejects = stream.flush()
+                self.state.merge.add(stream.partition, events, None)
+                self._dead_letters(rejects)
+            self._judge(self.state.merge.drain())
+            self._send_alerts(self.pipeline.finish())
+        self._checkpoint()
+        self.consumer.close(autocommit=False)
+        self.producer.close()
+        self.summary.alerts = self.pipeline.alerts()
+        self.summary.counts = dict(self.state.pipeline.counts)
+        self.summary.counts["late_events"] = self.state.pipeline.windows.late_events_
+
+
+def run_stream(
+    config: Config, settings: KafkaSettings, options: StreamOptions, stop: StopSignal | None = None
+) -> RunSummary:
+    """Consume until stopped (signal, or ``until_idle``); the run's summary."""
+    stop = stop or StopSignal()
+    summary = _Runner(config, settings, options, stop).run()
+    if options.alerts_out is not None:
+        options.alerts_out.parent.mkdir(parents=True, exist_ok=True)
+        write_jsonl(summary.alerts, options.alerts_out)
+    return summary
