@@ -83,6 +83,12 @@ class RunSummary:
     seconds: float = 0.0
     alerts: list[Alert] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    #: with ``StreamOptions.measure``: per record, ms from its Kafka timestamp to the end
+    #: of the loop turn that judged what it made judgeable; (s since start, records behind)
+    latency_ms: list[float] = field(default_factory=list)
+    lag: list[tuple[float, int]] = field(default_factory=list)
+    #: with ``measure``: seconds from the start to the first and the last turn that read
+    busy: tuple[float, float] | None = None
 
     def render(self) -> str:
         rate = self.records / self.seconds if self.seconds > 0 else 0.0
@@ -130,6 +136,7 @@ class StreamOptions:
     idle_flush_seconds: float = 5.0
     poll_records: int = 20_000
     max_record_bytes: int = MAX_RECORD_BYTES
+    measure: bool = False
 
 
 def _load(options: StreamOptions, config: Config) -> StreamState:
@@ -154,6 +161,9 @@ def _clients(settings: KafkaSettings, options: StreamOptions) -> tuple[Any, Any]
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=options.poll_records,
+            # big fetches: the pipeline's cost is per batch as much as per record
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
             **settings.client_args(),
         )
         producer = KafkaProducer(acks="all", linger_ms=20, **settings.client_args())
@@ -195,11 +205,16 @@ class _Runner:
                     self.consumer.seek(self.tp(self.options.topic, p), self.state.offsets[p])
                     moved.add(p)
                 seeked.add(p)
+            stamps: list[int] = []
             for tp, records in sorted(polled.items(), key=lambda kv: kv[0].partition):
                 if tp.partition not in moved:  # else fetched before the seek: read again
                     self._consume(tp.partition, records)
+                    if self.options.measure:
+                        stamps += [r.timestamp for r in records]
             idle = self._idle(assigned)
             self._judge(self.state.merge.release(sorted(assigned)))
+            if self.options.measure:
+                self._measure(stamps, assigned, started)
             if time.monotonic() - self.last_checkpoint >= self.options.checkpoint_seconds:
                 self._checkpoint()
             until = self.options.until_idle
@@ -208,6 +223,20 @@ class _Runner:
         self._finish()
         self.summary.seconds = time.perf_counter() - started
         return self.summary
+
+    def _measure(self, stamps: list[int], assigned: set[int], started: float) -> None:
+        now_ms = time.time() * 1000.0
+        self.summary.latency_ms += [now_ms - t for t in stamps]
+        behind = 0
+        for p in assigned:
+            high = self.consumer.highwater(self.tp(self.options.topic, p))
+            if high is not None:
+                behind += max(0, high - self.state.offsets.get(p, 0))
+        now = time.perf_counter() - started
+        self.summary.lag.append((now, behind))
+        if stamps:
+            first = now if self.summary.busy is None else self.summary.busy[0]
+            self.summary.busy = (first, now)
 
     def _stream(self, partition: int) -> PartitionStream:
         stream = self.state.partitions.get(partition)
