@@ -14,37 +14,8 @@ from detector.parse_command import COMPRESSIONS
 from detector.run_command import add_parser as add_run_parser
 from detector.ship_command import add_parser as add_ship_parser
 from detector.simulate_command import add_parser as add_simulate_parser
+from detector.source_flags import add_source_flags, source_values
 from streams.exceptions import ExfilDetectorError
-from streams.file_source import FORMATS
-
-
-def _tz_abbrev(text: str) -> tuple[str, str]:
-    abbr, sep, offset = text.partition("=")
-    if not sep or not abbr or not offset:
-        raise argparse.ArgumentTypeError(f"expected ABBR=+HH:MM, got {text!r}")
-    return abbr, offset
-
-
-def _add_source_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=FORMATS, default=None, help="input format (default: auto)")
-    p.add_argument(
-        "--log-line-prefix",
-        default=None,
-        help="PostgreSQL log_line_prefix of stderr logs (default: detected)",
-    )
-    p.add_argument("--server", default=None, help="server name written into every event")
-    p.add_argument(
-        "--tz-abbrev",
-        type=_tz_abbrev,
-        action="append",
-        default=None,
-        metavar="ABBR=+HH:MM",
-        help="meaning of a time-zone abbreviation in PostgreSQL timestamps (repeatable)",
-    )
-    p.add_argument(
-        "--mariadb-timezone", default=None, help="IANA zone of MariaDB audit timestamps (UTC)"
-    )
-    p.add_argument("--config", type=Path, default=None, help="TOML config file")
 
 
 def bundled_sample() -> Path:
@@ -66,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("parse", help="parse audit logs into the canonical event table")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    _add_source_flags(p)
+    add_source_flags(p)
     p.add_argument("--out", type=Path, required=True, help="Parquet file to write")
     p.add_argument(
         "--analyse",
@@ -89,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("replay", help="replay audit logs through the detector; write alerts")
     r.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    _add_source_flags(r)
+    add_source_flags(r)
     r.add_argument("--catalog", type=Path, default=None, help="sensitivity catalog TOML")
     r.add_argument(
         "--state",
@@ -169,25 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _source_values(args: argparse.Namespace) -> dict[str, object]:
-    """The config values of the flags :func:`_add_source_flags` (and ``--catalog``) add."""
-    return {
-        "format": args.format,
-        "log_line_prefix": args.log_line_prefix,
-        "server": args.server,
-        "mariadb_timezone": args.mariadb_timezone,
-        "tz_abbreviations": dict(args.tz_abbrev) if args.tz_abbrev else None,
-        "catalog": args.catalog,
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "parse":
             from detector.parse_command import run_parse
 
-            config = load_config(args.config, _source_values(args))
+            config = load_config(args.config, source_values(args))
             return run_parse(
                 args.paths,
                 config,
@@ -199,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "replay":
             from detector.replay_command import run_replay
 
-            flags = _source_values(args) | {
+            flags = source_values(args) | {
                 "state": args.state,
                 "alerts_per_day": args.alerts_per_day,
                 "feedback": args.feedback,
@@ -223,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "ship":
             from detector.ship_command import run_ship
 
-            flags = {"format": args.format, "log_line_prefix": args.log_line_prefix}
+            flags = source_values(args)
             try:
                 return run_ship(
                     args.paths,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from detector.config import load_config
+from detector.source_flags import add_source_flags, source_values
 
 
 def add_parser(sub: Any) -> None:
@@ -25,8 +26,7 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",
                    help="stop once every partition has been caught up this long")  # fmt: skip
     r.add_argument("--checkpoint-seconds", type=float, default=30.0)
-    r.add_argument("--config", type=Path, default=None, help="TOML config")
-    r.add_argument("--format", default=None, help="input format (default auto, per partition)")
+    add_source_flags(r)  # the format is detected per partition when not given
 
 
 def run_command(args: argparse.Namespace, stream: TextIO | None = None) -> int:
@@ -34,7 +34,7 @@ def run_command(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     from detector.stream_runner import StopSignal, StreamOptions, run_stream
 
     stream = sys.stdout if stream is None else stream
-    config = load_config(args.config, {"format": args.format})
+    config = load_config(args.config, source_values(args))
     settings = config.kafka_settings(args.bootstrap)
     options = StreamOptions(
         topic=args.topic,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from detector.exceptions import ShipError
-from streams.file_source import FORMATS
+from detector.source_flags import add_source_flags
 from streams.record_keys import keyed_records, plan_files
 
 if TYPE_CHECKING:
@@ -100,13 +100,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="N",
         help="create the topic with N partitions (replication 1) if it does not exist",
     )
-    p.add_argument("--format", choices=FORMATS, default=None, help="input format (default: auto)")
-    p.add_argument(
-        "--log-line-prefix",
-        default=None,
-        help="PostgreSQL log_line_prefix of stderr logs (default: detected)",
-    )
-    p.add_argument("--config", type=Path, default=None, help="TOML config file ([kafka] TLS/SASL)")
+    add_source_flags(p)
 
 
 def ensure_topic(client_args: dict[str, Any], topic: str, create_partitions: int | None) -> int:
