@@ -139,15 +139,15 @@ class StreamOptions:
     measure: bool = False
 
 
-def _load(options: StreamOptions, config: Config) -> StreamState:
+def _load(options: StreamOptions) -> StreamState | None:
+    """The saved checkpoint of this topic, if the state dir has one."""
     path = None if options.state_dir is None else options.state_dir / CHECKPOINT_FILE
-    if path is not None and path.exists():
-        state = load_state(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
-        if not isinstance(state, StreamState) or state.topic != options.topic:
-            raise DetectorError(f"{path} is not a checkpoint of topic {options.topic!r}")
-        return state
-    fresh = Pipeline(config, config.load_catalog(), load_rules())
-    return StreamState(options.topic, fresh.state)
+    if path is None or not path.exists():
+        return None
+    state = load_state(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
+    if not isinstance(state, StreamState) or state.topic != options.topic:
+        raise DetectorError(f"{path} is not a checkpoint of topic {options.topic!r}")
+    return state
 
 
 def _clients(settings: KafkaSettings, options: StreamOptions) -> tuple[Any, Any]:
@@ -182,8 +182,11 @@ class _Runner:
 
         self.tp = TopicPartition
         self.config, self.options, self.stop = config, options, stop
-        self.state = _load(options, config)
-        self.pipeline = Pipeline(config, config.load_catalog(), load_rules(), self.state.pipeline)
+        saved = _load(options)
+        self.pipeline = Pipeline(
+            config, config.load_catalog(), load_rules(), None if saved is None else saved.pipeline
+        )
+        self.state = saved or StreamState(options.topic, self.pipeline.state)
         self.consumer, self.producer = _clients(settings, options)
         self.summary = RunSummary()
         self.pending_sends: list[Any] = []
