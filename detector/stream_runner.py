@@ -168,7 +168,12 @@ def _clients(settings: KafkaSettings, options: StreamOptions) -> tuple[Any, Any]
         )
         producer = KafkaProducer(acks="all", linger_ms=20, **settings.client_args())
     except KafkaError as exc:
-        raise StreamingError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from exc
+        hint = ""
+        if settings.security_protocol.startswith("SASL"):
+            hint = (
+                f" (SASL {settings.sasl_mechanism} as {settings.sasl_username}: check the password)"
+            )
+        raise StreamingError(f"cannot reach Kafka at {settings.bootstrap}{hint}: {exc}") from exc
     return consumer, producer
 
 

@@ -86,13 +86,33 @@ java_opts() {
 
 write_config() {
     local port=$1 cport=$2
+    # Optional SASL/PLAIN listener for clients that must authenticate (tests of the
+    # detector's SASL settings): EXFIL_KAFKA_SASL_PORT and EXFIL_KAFKA_SASL_USERS
+    # ("user:password[,user:password]"). Inter-broker traffic stays on PLAINTEXT.
+    local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+    local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    local sasl=""
+    if [[ -n ${EXFIL_KAFKA_SASL_PORT:-} && -n ${EXFIL_KAFKA_SASL_USERS:-} ]]; then
+        listeners+=",SASL_PLAINTEXT://127.0.0.1:$EXFIL_KAFKA_SASL_PORT"
+        protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
+        local jaas="org.apache.kafka.common.security.plain.PlainLoginModule required" pair
+        local -a pairs
+        IFS=',' read -ra pairs <<<"$EXFIL_KAFKA_SASL_USERS"
+        for pair in "${pairs[@]}"; do
+            jaas+=" user_${pair%%:*}=\"${pair#*:}\""
+        done
+        sasl="sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=$jaas;"
+    fi
     cat >"$dir/server.properties" <<EOF
 # Written by scripts/kafka.sh on every start (edits are lost): a single-node KRaft broker.
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=$listeners
+advertised.listeners=$listeners
+listener.security.protocol.map=$protocols
+$sasl
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 controller.quorum.bootstrap.servers=127.0.0.1:$cport

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from detector.cli import bundled_sample, bundled_sample_config
 from detector.config import Config, load_config
 from detector.replay_command import replay_files
 from detector.stream_runner import RunSummary, StreamOptions, run_stream
-from realdb.kafka import KafkaBroker
+from realdb.kafka import KafkaBroker, free_port
 from streams.file_source import SourceOptions, make_parser
 
 
@@ -242,3 +243,47 @@ def test_ship_then_run_from_the_command_line_and_stop_on_sigterm(
         [*run, "--until-idle", "2"], check=True, capture_output=True, text=True, timeout=120
     )
     assert "records consumed             0" in again.stdout
+
+
+def test_ship_and_run_authenticate_with_sasl_from_the_config_and_env(
+    kafka_available: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker that wants SASL/PLAIN: the [kafka] section names the user, the password
+    comes from EXFIL_KAFKA_SASL_PASSWORD; a wrong one is refused with a clear error."""
+    sasl_port = free_port()
+    monkeypatch.setenv("EXFIL_KAFKA_SASL_PORT", str(sasl_port))
+    monkeypatch.setenv("EXFIL_KAFKA_SASL_USERS", "detector:s3cr3t-pw")
+    config_file = tmp_path / "detector.toml"
+    sample_config = bundled_sample_config().read_text(encoding="utf-8")
+    catalog = bundled_sample_config().parent / "catalog.toml"
+    config_file.write_text(
+        sample_config.replace('path = "catalog.toml"', f'path = "{catalog}"')
+        + '\n[kafka]\nsecurity_protocol = "SASL_PLAINTEXT"\nsasl_mechanism = "PLAIN"\n'
+        'sasl_username = "detector"\n',
+        encoding="utf-8",
+    )
+    bootstrap = f"127.0.0.1:{sasl_port}"
+    topic = f"audit-{uuid.uuid4().hex[:8]}"
+    cli = [sys.executable, "-m", "detector"]
+    with KafkaBroker(tmp_path / "broker"):
+        good = dict(os.environ, EXFIL_KAFKA_SASL_PASSWORD="s3cr3t-pw")
+        subprocess.run(
+            [*cli, "ship", str(bundled_sample()), "--bootstrap", bootstrap, "--topic", topic,
+             "--create-partitions", "3", "--config", str(config_file)],
+            check=True, capture_output=True, env=good, timeout=120,
+        )  # fmt: skip
+        monkeypatch.setenv("EXFIL_KAFKA_SASL_PASSWORD", "s3cr3t-pw")
+        config = load_config(config_file)
+        summary = run_stream(config, config.kafka_settings(bootstrap), _options(topic, tmp_path))
+        bad = dict(os.environ, EXFIL_KAFKA_SASL_PASSWORD="wrong")
+        refused = subprocess.run(
+            [*cli, "run", "--bootstrap", bootstrap, "--topic", topic, "--config",
+             str(config_file), "--until-idle", "1"],
+            capture_output=True, text=True, env=bad, timeout=120,
+        )  # fmt: skip
+    assert summary.records == len(_records(bundled_sample()))
+    replay = replay_files([bundled_sample()], config, progress=None).alerts
+    assert [a.to_json() for a in summary.alerts] == [a.to_json() for a in replay]
+    assert refused.returncode == 2
+    assert "SASL PLAIN as detector: check the password" in refused.stderr
+    assert "s3cr3t" not in refused.stderr + refused.stdout
