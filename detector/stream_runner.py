@@ -197,13 +197,61 @@ class _Runner:
         self.pending_sends: list[Any] = []
         self.idle_since: dict[int, float] = {}
         self.last_checkpoint = time.monotonic()
-        self.consumer.subscribe([options.topic])
+        self.seeked: set[int] = set()
+        self.consumer.subscribe([options.topic], listener=self._listener())
+
+    def _listener(self) -> Any:
+        from kafka import AsyncConsumerRebalanceListener
+
+        runner = self
+
+        class Handover(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+            # kafka-python 3 runs listeners on the consumer's IO loop, where a blocking
+            # commit() raises: the commit is awaited on the loop instead
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                offsets = runner._revoke({tp.partition for tp in revoked})
+                if offsets:
+                    coordinator = runner.consumer._coordinator
+                    await coordinator._commit_offsets_sync_async(offsets)
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                pass  # seeked to the checkpoint's offsets by the loop
+
+        return Handover()
+
+    def _revoke(self, partitions: set[int]) -> dict[Any, Any]:
+        """Partitions leaving this consumer (a rebalance): judge all they delivered, send
+        the alerts, save the state without them; the offsets to commit before they go, so
+        their next owner starts exactly after what was judged here. Their parsing state is
+        forgotten: if they come back, the group's offsets say where to resume. (Their
+        users' model state is not handed over yet.)"""
+        from kafka.structs import OffsetAndMetadata
+
+        partitions &= set(self.state.partitions) | set(self.state.offsets)
+        if not partitions:
+            return {}
+        for p in partitions:
+            stream = self.state.partitions.get(p)
+            if stream is not None:
+                events, rejects = stream.flush()
+                self.state.merge.add(p, events, None)
+                self._dead_letters(rejects)
+        self._judge(self.state.merge.drop(partitions))
+        leaving = {p: self.state.offsets.pop(p) for p in partitions if p in self.state.offsets}
+        for p in partitions:
+            self.state.partitions.pop(p, None)
+            self.idle_since.pop(p, None)
+            self.seeked.discard(p)
+        self._checkpoint(commit=False)
+        return {
+            self.tp(self.options.topic, p): OffsetAndMetadata(o, "", -1) for p, o in leaving.items()
+        }
 
     # -- the loop -------------------------------------------------------------------------
 
     def run(self) -> RunSummary:
         started = time.perf_counter()
-        seeked: set[int] = set()
+        seeked = self.seeked
         while not self.stop.event.is_set():
             polled = self.consumer.poll(timeout_ms=200)
             assigned = {tp.partition for tp in self.consumer.assignment()}
@@ -271,13 +319,22 @@ class _Runner:
     def _idle(self, assigned: set[int]) -> float:
         """Flush partitions caught up for ``idle_flush_seconds`` (their held-back records
         go, and they stop holding the others back); how long all have been caught up."""
+        from kafka.errors import KafkaError
+
         now = time.monotonic()
         for p in assigned:
             tp = self.tp(self.options.topic, p)
-            # the fetcher's last high watermark against what we consumed: no network
-            # call (the consumer's position() blocks and raises while the broker is down)
+            # the fetcher's last high watermark against what we consumed; the consumer's
+            # position only for a partition we have read nothing of (it blocks and
+            # raises while the broker is down)
             high = self.consumer.highwater(tp)
-            if high is None or self.state.offsets.get(p, 0) < high:
+            read = self.state.offsets.get(p)
+            if read is None and high is not None:
+                try:
+                    read = self.consumer.position(tp)
+                except KafkaError:
+                    read = None
+            if high is None or read is None or read < high:
                 self.idle_since.pop(p, None)
                 continue
             since = self.idle_since.setdefault(p, now)
@@ -319,8 +376,9 @@ class _Runner:
                     self.producer.send(self.options.dlq_topic, value=r.value, headers=headers)
                 )
 
-    def _checkpoint(self) -> None:
-        """Alerts and dead letters out, then state saved, then offsets committed."""
+    def _checkpoint(self, commit: bool = True) -> None:
+        """Alerts and dead letters out, then state saved, then offsets committed (unless
+        ``commit`` is false: a rebalance commits on the consumer's own loop)."""
         from kafka.errors import KafkaError
         from kafka.structs import OffsetAndMetadata
 
@@ -339,7 +397,7 @@ class _Runner:
                 kind=CHECKPOINT_KIND,
                 version=CHECKPOINT_VERSION,
             )
-        if self.state.offsets:
+        if commit and self.state.offsets:
             offsets = {
                 self.tp(self.options.topic, p): OffsetAndMetadata(o, "", -1)
                 for p, o in self.state.offsets.items()

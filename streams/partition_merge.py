@@ -71,6 +71,16 @@ class EventTimeMerge:
         """Everything queued (end of input)."""
         return self._take(_SENTINEL)
 
+    def drop(self, partitions: Iterable[int]) -> pl.DataFrame | None:
+        """Everything queued of ``partitions``, which are forgotten (revoked from this
+        consumer: their events are judged now, whatever the others have delivered)."""
+        taken = [f for p in partitions for f in self.queues_.pop(p, [])]
+        for p in partitions:
+            self.complete_.pop(p, None)
+        if not taken:
+            return None
+        return pl.concat(taken, how="vertical_relaxed").sort("event_time", maintain_order=True)
+
     def _take(self, upto: dt.datetime) -> pl.DataFrame | None:
         parts, keep = [], {}
         for p in sorted(self.queues_):

@@ -287,3 +287,36 @@ def test_ship_and_run_authenticate_with_sasl_from_the_config_and_env(
     assert refused.returncode == 2
     assert "SASL PLAIN as detector: check the password" in refused.stderr
     assert "s3cr3t" not in refused.stderr + refused.stdout
+
+
+def test_a_second_process_joining_the_group_reads_nothing_twice(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """While the sample trickles in, a second detector process joins the group: the first
+    judges what its revoked partitions delivered and commits before giving them up, so
+    together they read every record exactly once. (Users' model state does not move yet.)"""
+    topic = _topic(kafka_broker)
+    records = [(k, r.encode()) for k, r in _records(bundled_sample())]
+    run = [sys.executable, "-m", "detector", "run", "--bootstrap", kafka_broker.bootstrap,
+           "--topic", topic, "--config", str(bundled_sample_config()), "--until-idle", "8",
+           "--checkpoint-seconds", "1"]  # fmt: skip
+    first = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _produce(kafka_broker, topic, records[:3000])
+        time.sleep(4)  # the first owns all six partitions and has read those
+        second = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(4)  # the group rebalances: three partitions each
+            _produce(kafka_broker, topic, records[3000:])
+            outs = [p.communicate(timeout=240) for p in (first, second)]
+        finally:
+            second.kill()
+    finally:
+        first.kill()
+    counts = []
+    for out, err in outs:
+        line = next((ln for ln in out.splitlines() if ln.startswith("records consumed")), None)
+        assert line is not None, err[-2000:]
+        counts.append(int(line.split()[-1].replace(",", "")))
+    assert all(n > 0 for n in counts), counts
+    assert sum(counts) == len(records), counts
