@@ -7,7 +7,6 @@ watermark.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -145,25 +144,6 @@ class OpenWindows:
             },
             top_evidence(pl.concat([self.evidence, other.evidence])),
         )
-
-    def map_frames(self, step: Callable[[pl.DataFrame], pl.DataFrame]) -> OpenWindows:
-        """The same windows with ``step`` applied to each of their frames (all keyed by
-        ``user, window_start``)."""
-        return OpenWindows(
-            step(self.sums),
-            {name: step(frame) for name, frame in self.sets.items()},
-            step(self.evidence),
-        )
-
-    def rekey(self, every: dt.timedelta) -> OpenWindows:
-        """These windows as parts of the longer windows of length ``every`` they fall in
-        (merge the result to add them up)."""
-        start = pl.col("window_start").dt.truncate(every)
-        return self.map_frames(lambda frame: frame.with_columns(start))
-
-    def only(self, keys: pl.DataFrame) -> OpenWindows:
-        """The windows whose ``user, window_start`` is in ``keys``."""
-        return self.map_frames(lambda frame: frame.join(keys, on=KEY, how="semi"))
 
     def split(self, last_start: dt.datetime | None) -> tuple[OpenWindows, OpenWindows]:
         """(windows starting at or before ``last_start``, the rest); all when ``None``."""
