@@ -14,6 +14,7 @@ key and statement kind, which statements a log line of that kind may be.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -22,6 +23,7 @@ import polars as pl
 from features.catalog import Catalog
 from features.column_classes import IDENTIFIER_CLASSES
 from features.fingerprint import fingerprint_id
+from features.row_values import KEY_COLUMN
 from features.sql_analysis import StatementAnalysis, analyse_statements, combine
 from features.sql_lineage import UNKNOWN_TABLE
 
@@ -87,10 +89,9 @@ def _split_key(key: str) -> tuple[str, str | None, str]:
 
 
 def _is_key(column: str) -> bool:
-    """A surrogate key by its name (``id``, ``citizen_id``): a range of it reads at most its
-    width in rows (or people). Classed columns (``national_id``) are values, not keys."""
-    name = column.lower()
-    return name == "id" or name.endswith("_id")
+    """A surrogate key by its name (:data:`features.row_values.KEY_COLUMN`); the caller
+    also rules out classed columns (``national_id`` is a value, not a key)."""
+    return re.fullmatch(KEY_COLUMN, column, re.IGNORECASE) is not None
 
 
 def _row(

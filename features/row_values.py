@@ -39,8 +39,11 @@ _LIMIT_RE: Final = rf"(?i)limit\s+{_NUM}(?:\s*,\s*{_NUM})?"
 _FETCH_FIRST_CLAUSE: Final = r"(?i)\bfetch\s+(?:first|next)\s+\$?[0-9]+"
 _OFFSET_CLAUSE: Final = r"(?i)\boffset\s+\$?[0-9]+"
 _TRAILING_NUM: Final = r"(\$?[0-9]+)$"
+#: A surrogate key by its name (``id``, ``citizen_id``): a range of it reads at most its
+#: width in rows (or people).
+KEY_COLUMN: Final = r"id|\w+_id"
 # on a key-named column, so "age BETWEEN 30 AND 40 AND id BETWEEN ..." sizes the id range
-_BETWEEN_RE: Final = rf"(?i)\b(?:id|\w+_id)\s+between\s+{_NUM}\s+and\s+{_NUM}"
+_BETWEEN_RE: Final = rf"(?i)\b(?:{KEY_COLUMN})\s+between\s+{_NUM}\s+and\s+{_NUM}"
 _CURSOR_FETCH_RE: Final = rf"(?is)^\s*(?:fetch|move)\s+(?:forward\s+|backward\s+)?{_NUM}"
 
 
