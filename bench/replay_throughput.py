@@ -321,7 +321,7 @@ def measure(log: Path, cfg: Path, tmp: Path, repeat: int) -> dict[str, float]:
         "st = load_state(p, kind=STATE_KIND, version=STATE_VERSION)\n"
         "nb = st.scorer.nbytes()\n"
         "print(json.dumps({'users': st.scorer.users(), 'per_user': nb['per_user'], "
-        "'shared': nb['shared'], 'seen': int(st.seen.nbytes), "
+        "'shared': nb['shared'], 'seen': int(sum(p.seen.nbytes for p in st.parts.values())), "
         "'file': p.stat().st_size}))"
     )
     floors: list[float] = []

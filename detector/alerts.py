@@ -231,6 +231,27 @@ class AlertBook:
         """Every alert at its latest revision, by (start, user, kind)."""
         return sorted(self._alerts.values(), key=lambda a: (a.start, a.user, a.kind, a.id))
 
+    def take_users(self, users: Iterable[str], *, drop: bool) -> list[Alert]:
+        """The alerts of ``users``, newest of each user last (forgotten here when
+        ``drop``): the users' alerts moving to the process that now judges them."""
+        wanted = set(users)
+        taken = [a for a in self._alerts.values() if a.user in wanted]
+        newest = {self._newest[u] for u in wanted if u in self._newest}
+        taken.sort(key=lambda a: (a.id in newest, a.start, a.id))
+        if drop:
+            for a in taken:
+                del self._alerts[a.id]
+            for u in wanted:
+                self._newest.pop(u, None)
+        return taken
+
+    def put(self, alerts: Iterable[Alert]) -> None:
+        """Take over alerts :meth:`take_users` gave (they replace those of the same id);
+        the last alert of each user is the one their next matches may join."""
+        for a in alerts:
+            self._alerts[a.id] = a
+            self._newest[a.user] = a.id
+
     def add_matches(self, matches: pl.DataFrame, rules: Mapping[str, ThreatRule]) -> list[Alert]:
         """Fold matches (:func:`~detector.threat_match.match_rules` rows) into the alerts.
 

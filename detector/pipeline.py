@@ -40,10 +40,11 @@ from features.access import event_features
 from features.catalog import Catalog
 from features.enrich import enrich
 from features.novelty import SeenSets
-from features.windows import SCALES, WindowAggregator, statement_rows
+from features.windows import SCALES, WINDOW_SCHEMA, WindowAggregator, statement_rows
 from models.calibration import AlertBudget
 
 _SCALES: Final = ("statement", *SCALES)
+_EPOCH: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def _so_far(items: pl.DataFrame) -> np.ndarray:
@@ -54,16 +55,35 @@ def _so_far(items: pl.DataFrame) -> np.ndarray:
 
 
 @dataclass
+class PartState:
+    """What one input partition's users hold open: first-seen sets, windows, big
+    statements waiting for the watermark. Users are keyed to one partition (``ship`` and
+    production shippers key records by user), so a partition's part moves whole to the
+    process that owns the partition next (:mod:`detector.partition_state`)."""
+
+    seen: SeenSets
+    windows: WindowAggregator
+    pending: pl.DataFrame | None = None
+    users: set[str] = field(default_factory=set)
+
+
+@dataclass
 class DetectorState:
-    """Everything the detector has learned and holds open; saved with ``--state``."""
+    """Everything the detector has learned and holds open; saved with ``--state``.
+
+    ``parts`` holds each input partition's open state (replay has one, ``0``); the models,
+    budgets and alerts are the process's. A partition taken over from another process
+    whose clock is behind this one's is *lagging*: its windows close by its own clock
+    until it catches up, so its users' events are not late here just because the
+    partition was late to arrive.
+    """
 
     id_key: bytes
-    seen: SeenSets = field(default_factory=SeenSets)
-    windows: WindowAggregator = field(default_factory=WindowAggregator)
+    parts: dict[int, PartState] = field(default_factory=dict)
+    lagging: set[int] = field(default_factory=set)
     scorer: Scorer = field(default_factory=Scorer)
     budgets: dict[str, AlertBudget] = field(default_factory=dict)
     book: AlertBook = field(default_factory=AlertBook)
-    pending: pl.DataFrame | None = None
     to_learn: list[pl.DataFrame] = field(default_factory=list)
     learn_epoch: dt.datetime | None = None
     started: dt.datetime | None = None
@@ -71,6 +91,22 @@ class DetectorState:
 
     def count(self, name: str, n: int) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
+
+    @property
+    def late_events(self) -> int:
+        """Events that arrived after their window had closed (counted, never dropped)."""
+        return sum(getattr(p.windows, "late_events_", 0) for p in self.parts.values())
+
+    @property
+    def max_time(self) -> dt.datetime | None:
+        """The latest event time seen in any partition."""
+        times = [p.windows.max_time_ for p in self.parts.values() if _clock(p) is not None]
+        return max(times) if times else None  # type: ignore[type-var]
+
+
+def _clock(part: PartState) -> dt.datetime | None:
+    part.windows._state()
+    return part.windows.max_time_
 
 
 class Pipeline:
@@ -107,9 +143,7 @@ class Pipeline:
         self.quiet_until: dt.datetime | None = None
         if state is None:
             state = DetectorState(
-                id_key=config.id_hash_key(),
-                windows=WindowAggregator(lateness=config.lateness_seconds, so_far=config.so_far),
-                scorer=Scorer(service_roles=config.service_roles),
+                id_key=config.id_hash_key(), scorer=Scorer(service_roles=config.service_roles)
             )
         self.state = state
         for scale in _SCALES:
@@ -118,44 +152,102 @@ class Pipeline:
 
     # -- per batch ---------------------------------------------------------------------
 
-    def process(self, events: pl.DataFrame) -> list[Alert]:
-        """Feed one batch of canonical events (log order); return alerts created or updated."""
+    def part(self, key: int) -> PartState:
+        """The open state of input partition ``key`` (new when first seen)."""
+        part = self.state.parts.get(key)
+        if part is None:
+            windows = WindowAggregator(
+                lateness=self.config.lateness_seconds, so_far=self.config.so_far
+            )
+            part = self.state.parts[key] = PartState(SeenSets(), windows)
+        return part
+
+    def process(self, events: pl.DataFrame, parts: pl.Series | None = None) -> list[Alert]:
+        """Feed one batch of canonical events (log order); return alerts created or updated.
+
+        ``parts``: the input partition of each event (Kafka); replay has one, ``0``.
+        """
         st = self.state
         if events.is_empty():
             return []
         enriched = enrich(events, self.catalog, id_key=st.id_key)
-        signals = st.seen.mark(event_features(enriched))
+        if parts is not None:
+            enriched = enriched.with_columns(_part=parts)
+        signals = event_features(enriched, keep=("_part",) if parts is not None else ())
         st.count("statements", signals.height)
         if signals.is_empty():
             return []
         if st.started is None:
             st.started = signals["event_time"].min()  # type: ignore[assignment]
-        st.windows.add(signals)
-        single = statement_rows(signals, self.config.statement_min_rows)
-        if single.height:
-            st.pending = single if st.pending is None else pl.concat([st.pending, single])
-        return self._decide(st.windows.advance(), st.windows.watermark)
+        if parts is None:
+            by_part = {0: signals}
+        else:
+            split = signals.partition_by("_part", as_dict=True, include_key=False)
+            by_part = {int(k[0]): v for k, v in sorted(split.items())}  # type: ignore[call-overload]
+        for key, part_signals in by_part.items():
+            part = self.part(key)
+            marked = part.seen.mark(part_signals)
+            part.users.update(marked["user"].unique().to_list())
+            part.windows.add(marked)
+            single = statement_rows(marked, self.config.statement_min_rows)
+            if single.height:
+                part.pending = single if part.pending is None else pl.concat([part.pending, single])
+        self._sync()
+        closed = [p.windows.advance() for p in st.parts.values()]
+        return self._decide(pl.concat(closed), self._watermark())
+
+    def _sync(self) -> None:
+        """One clock for all partitions in step (the file's, in replay); a lagging one
+        keeps its own until it has caught up."""
+        st = self.state
+        steady = [k for k in st.parts if k not in st.lagging]
+        if not steady and st.lagging:  # every partition was taken over: the latest leads
+            lead = max(st.lagging, key=lambda k: _clock(st.parts[k]) or _EPOCH)
+            st.lagging.discard(lead)
+            steady = [lead]
+        clocks = [c for k in steady if (c := _clock(st.parts[k])) is not None]
+        now = max(clocks) if clocks else None
+        if now is None:
+            return
+        for key in list(st.lagging):
+            clock = _clock(st.parts[key])
+            if clock is not None and clock >= now:
+                st.lagging.discard(key)
+        for key, part in st.parts.items():
+            if key not in st.lagging:
+                part.windows.catch_up(now)
+
+    def _watermark(self) -> dt.datetime | None:
+        """Event time up to which every partition is complete."""
+        marks = [m for p in self.state.parts.values() if (m := p.windows.watermark) is not None]
+        return min(marks) if marks else None
 
     def finish(self) -> list[Alert]:
         """Close every open window and decide everything left (end of input, no state)."""
         st = self.state
-        alerts = self._decide(st.windows.flush(), None)
+        closed = [p.windows.flush() for p in st.parts.values()]
+        alerts = self._decide(
+            pl.concat(closed) if closed else pl.DataFrame(schema=WINDOW_SCHEMA), None
+        )
         self._learn()
         return alerts
 
     # -- deciding ----------------------------------------------------------------------
 
     def _ready(self, closed: pl.DataFrame, watermark: dt.datetime | None) -> pl.DataFrame:
-        st = self.state
         parts = [closed]
-        if st.pending is not None:
-            if watermark is None:
-                parts.append(st.pending)
-                st.pending = None
-            else:
-                due = pl.col("window_end") <= watermark
-                parts.append(st.pending.filter(due))
-                st.pending = st.pending.filter(~due)
+        for part in self.state.parts.values():
+            if part.pending is None:
+                continue
+            if watermark is None:  # the end: everything
+                parts.append(part.pending)
+                part.pending = None
+                continue
+            mark = part.windows.watermark  # each partition's own clock
+            if mark is not None:
+                due = pl.col("window_end") <= mark
+                parts.append(part.pending.filter(due))
+                part.pending = part.pending.filter(~due)
         ready = pl.concat(parts, how="vertical_relaxed")
         # statement rows sort before the windows of the same instant: they are judged
         # against the baselines as they stood before that instant

@@ -36,7 +36,7 @@ _NEVER: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
 #: Kind and version of the state file this code reads and writes (2: sweep and unsized-read
 #: features, open windows in features.window_parts, hour/day-so-far windows).
 STATE_KIND = "exfil-detector/pipeline"
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 @dataclass
@@ -110,9 +110,7 @@ def replay_files(
         for files in (history, paths):
             if history:
                 # no alert from the history itself; then none for windows it already ended
-                pipeline.quiet_until = (
-                    pipeline.state.windows.max_time_ if files is paths else _NEVER
-                )
+                pipeline.quiet_until = pipeline.state.max_time if files is paths else _NEVER
             for batch in iter_file_batches(files, config.source_options()):
                 result = batch.result
                 summary.lines += result.lines

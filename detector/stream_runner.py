@@ -424,7 +424,7 @@ class _Runner:
         self.producer.close()
         self.summary.alerts = self.pipeline.alerts()
         self.summary.counts = dict(self.state.pipeline.counts)
-        self.summary.counts["late_events"] = self.state.pipeline.windows.late_events_
+        self.summary.counts["late_events"] = self.state.pipeline.late_events
 
 
 def run_stream(

@@ -47,6 +47,7 @@ What counts as a read, and which rows are sensitive
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import polars as pl
@@ -103,8 +104,9 @@ def _has_any(classes: frozenset[str]) -> pl.Expr:
     return pl.col("sensitive_classes").list.set_intersection(pl.lit(sorted(classes))).list.len() > 0
 
 
-def event_features(enriched: pl.DataFrame) -> pl.DataFrame:
-    """One row per statement: context columns, then :data:`EVENT_SIGNALS`.
+def event_features(enriched: pl.DataFrame, keep: Sequence[str] = ()) -> pl.DataFrame:
+    """One row per statement: context columns, then :data:`EVENT_SIGNALS` (then the
+    columns named in ``keep``, passed through).
 
     Input order is kept (the windows and first-seen marks rely on log order).
     """
@@ -154,6 +156,6 @@ def event_features(enriched: pl.DataFrame) -> pl.DataFrame:
             client_ip=pl.col("client_ip").fill_null(""),
             fingerprint=pl.col("fingerprint").fill_null(""),
         )
-        .select(*EVENT_CONTEXT, *EVENT_SIGNALS)
+        .select(*EVENT_CONTEXT, *EVENT_SIGNALS, *keep)
         .collect()
     )

@@ -121,6 +121,13 @@ class WindowAggregator:
             return None
         return self.max_time_ - dt.timedelta(seconds=self.lateness)
 
+    def catch_up(self, time: dt.datetime | None) -> None:
+        """Move the clock to ``time`` if it is later: events up to there were seen
+        elsewhere (windows of users in other partitions, judged by one watermark)."""
+        self._state()
+        if time is not None and (self.max_time_ is None or time > self.max_time_):
+            self.max_time_ = time
+
     def add(self, events: pl.DataFrame) -> None:
         """Merge one batch of marked events (in log order) into the open windows."""
         state = self._state()

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.entity_index import as_index, gather, grown
+from models.entity_index import EntityRows, as_index, gather, grown, put_rows, take_rows
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,10 @@ class BaselineStats:
 
     def __len__(self) -> int:
         return int(self.count.shape[0])
+
+
+#: Per-entity arrays and the value of a row never learned.
+_FILLS: dict[str, float] = {"center_": 0.0, "spread_": 0.0, "count_": 0, "max_": np.nan}
 
 
 class RobustBaseline:
@@ -262,10 +266,19 @@ class RobustBaseline:
         out[~known] = np.nan
         return out
 
+    def take_rows(self, idx: np.ndarray) -> EntityRows:
+        """Copies of the learned rows of entities ``idx`` (see :meth:`put_rows`)."""
+        return take_rows(self, _FILLS, idx)
+
+    def put_rows(self, idx: np.ndarray, rows: EntityRows) -> None:
+        """Set entities ``idx`` to rows :meth:`take_rows` gave (another instance's, whose
+        entities have other indices here): a user's baseline moving between processes."""
+        put_rows(self, _FILLS, idx, rows)
+
     @property
     def nbytes(self) -> int:
         """Bytes of learned per-entity arrays (0 before the first learn)."""
-        arrays = ("center_", "spread_", "count_", "max_")
+        arrays = tuple(_FILLS)
         return sum(getattr(self, a).nbytes for a in arrays if hasattr(self, a))
 
     # -- internals -----------------------------------------------------------------------

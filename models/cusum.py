@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.entity_index import as_index, gather, grown
+from models.entity_index import EntityRows, as_index, gather, grown, put_rows, take_rows
 
 
 class Cusum:
@@ -99,6 +99,14 @@ class Cusum:
     def score_one(self, i: int, z) -> np.ndarray:
         """(F,) statistic entity ``i`` would have after ``z``."""
         return self.score_many(np.array([i]), np.asarray(z, dtype=np.float64).reshape(1, -1))[0]
+
+    def take_rows(self, idx: np.ndarray) -> EntityRows:
+        """Copies of the statistic of entities ``idx`` (see :meth:`put_rows`)."""
+        return take_rows(self, {"S_": 0.0}, idx)
+
+    def put_rows(self, idx: np.ndarray, rows: EntityRows) -> None:
+        """Set entities ``idx`` to rows :meth:`take_rows` gave (another instance's)."""
+        put_rows(self, {"S_": 0.0}, idx, rows)
 
     @property
     def nbytes(self) -> int:

@@ -156,3 +156,52 @@ def distinct_rounds(idx: np.ndarray) -> list[np.ndarray]:
     order = np.argsort(rank, kind="stable")
     bounds = np.flatnonzero(np.diff(rank[order])) + 1
     return np.split(order, bounds)
+
+
+#: One entity's rows of a model, by array name (``None``: the model has no such array yet).
+EntityRows = dict[str, np.ndarray | None]
+
+
+def take_rows(model: object, fills: dict[str, float], idx: np.ndarray) -> EntityRows:
+    """Copies of rows ``idx`` of each per-entity array of ``model`` (named in ``fills``,
+    with the value of a row never learned): one entity set moving to another process.
+
+    Examples
+    --------
+    >>> class M: pass
+    >>> m = M(); m.a_ = np.array([1.0, 2.0])
+    >>> take_rows(m, {"a_": 0.0, "b_": 0.0}, np.array([1, 7]))
+    {'a_': array([2., 0.]), 'b_': None}
+    """
+    idx = as_index(idx, distinct=True)
+    out: EntityRows = {}
+    for name, fill in fills.items():
+        arr = getattr(model, name, None)
+        out[name] = None if arr is None else gather(arr, idx, fill)
+    return out
+
+
+def put_rows(model: object, fills: dict[str, float], idx: np.ndarray, rows: EntityRows) -> None:
+    """Set rows ``idx`` of each per-entity array of ``model`` to ``rows`` (from
+    :func:`take_rows`); an array the rows lack is reset to its fill for ``idx``.
+
+    Examples
+    --------
+    >>> class M: pass
+    >>> m = M(); m.a_ = np.array([1.0, 2.0])
+    >>> put_rows(m, {"a_": 0.0}, np.array([3, 0]), {"a_": np.array([5.0, 6.0])})
+    >>> m.a_.tolist()
+    [6.0, 2.0, 0.0, 5.0]
+    """
+    idx = as_index(idx, distinct=True)
+    if idx.size == 0:
+        return
+    for name, fill in fills.items():
+        values, arr = rows.get(name), getattr(model, name, None)
+        if values is None:
+            if arr is not None:
+                arr[idx[idx < arr.shape[0]]] = fill
+            continue
+        arr = grown(arr, int(idx.max()) + 1, values.shape[1:], fill, values.dtype)
+        arr[idx] = values
+        setattr(model, name, arr)

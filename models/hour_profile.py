@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.entity_index import as_index, grown, occurrence_rank
+from models.entity_index import EntityRows, as_index, grown, occurrence_rank, put_rows, take_rows
 
 
 class HourProfile:
@@ -98,6 +98,14 @@ class HourProfile:
     def learn_one(self, i: int, hour: int) -> None:
         """Learn activity of entity ``i`` at ``hour``."""
         self.learn_many(np.array([i]), np.array([hour]))
+
+    def take_rows(self, idx: np.ndarray) -> EntityRows:
+        """Copies of the learned rows of entities ``idx`` (see :meth:`put_rows`)."""
+        return take_rows(self, {"counts_": 0.0}, idx)
+
+    def put_rows(self, idx: np.ndarray, rows: EntityRows) -> None:
+        """Set entities ``idx`` to rows :meth:`take_rows` gave (another instance's)."""
+        put_rows(self, {"counts_": 0.0}, idx, rows)
 
     def _probability(
         self, idx: np.ndarray, h: np.ndarray, prior_p: np.ndarray | float, fold: bool = False

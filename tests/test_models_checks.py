@@ -251,3 +251,35 @@ def test_init_stores_only_its_parameters(case: Case) -> None:
     assert set(vars(m)) == params
     learned = [name for name in vars(m) if name.endswith("_")]
     assert not learned, f"{case.cls.__name__} builds learned state in __init__: {learned}"
+
+
+ENTITY_CASES = [c for c in CASES if hasattr(c.cls, "take_rows")]
+
+
+def test_per_entity_models_can_move_rows() -> None:
+    # the models that keep rows per user are exactly those a user's handover moves
+    assert {c.cls for c in ENTITY_CASES} == {RobustBaseline, HourProfile, Cusum}
+
+
+@pytest.mark.parametrize("case", ENTITY_CASES, ids=[c.cls.__name__ for c in ENTITY_CASES])
+def test_rows_moved_to_another_instance_score_the_same(case: Case) -> None:
+    # a rebalance moves some users' rows to another process's model, under other
+    # indices; there they must score and keep learning exactly as they would have
+    m = _trained(case)
+    moved = np.arange(N_ENT)[::3]
+    there = np.arange(moved.size)[::-1] + 5  # other indices, other order
+    other = case.make()
+    case.learn(other, case.train(9))  # the receiver has users of its own
+    stale = other.take_rows(there)  # rows of those indices before the move
+    other.put_rows(there, m.take_rows(moved))
+    assert any(v is not None for v in stale.values())
+    probe = case.probe(1)
+    here = tuple(a[moved] for a in probe)
+    away = (there, *here[1:])
+    np.testing.assert_array_equal(case.score(m, here), case.score(other, away))
+    # a user the sender never learned: the receiver's stale rows are reset, not kept
+    other.put_rows(there[:1], case.make().take_rows(moved[:1]))
+    one = tuple(a[:1] for a in here)
+    np.testing.assert_array_equal(
+        case.score(other, (there[:1], *one[1:])), case.score(case.make(), one)
+    )

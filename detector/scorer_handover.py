@@ -1,0 +1,129 @@
+"""Some users' model state out of one :class:`~detector.scoring.Scorer` and into another.
+
+On a Kafka rebalance a partition, and with it every user keyed to it, moves to another
+detector process. The users' own models go with them: each baseline's rows, their hours of
+the day, their multi-day excess, when an alert last covered them, the days held back from
+their baselines, their peer group (by name: group indices differ between processes).
+What the process learned from all its users (the peer groups' models, the multivariate
+forests, the learned clusters) stays: those are the receiver's own, except in a process
+that has learned nothing yet, which starts from a copy of the sender's
+(:class:`SharedModels`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from detector.scoring import DEFAULT_GROUP, Scorer
+from models.entity_index import EntityRows
+
+#: Per-user arrays of the Scorer itself, with the value of a user it never saw.
+_OWN: dict[str, float] = {
+    "alerted_until_": -np.inf,
+    "excess_since_": np.nan,
+    "excess_days_": 0,
+    "unroled_": False,
+}
+
+
+@dataclass
+class UserRows:
+    """The model state of some users (picklable), in the order of ``users``."""
+
+    users: list[str]
+    groups: list[str]
+    own: dict[str, np.ndarray]
+    baselines: dict[str, EntityRows]
+    hours: EntityRows
+    cusum: EntityRows
+    deferred: pl.DataFrame | None
+
+
+@dataclass
+class SharedModels:
+    """What a process learned from all its users: a fresh process starts from a copy."""
+
+    groups: dict[str, int]
+    peers: dict[str, object]
+    peer_hours: object
+    hst: dict[str, object]
+    clusters: object
+
+
+def take_users(scorer: Scorer, users: Iterable[str]) -> UserRows:
+    """Copies of the model state of ``users`` (those the scorer knows)."""
+    scorer._init()
+    wanted = pl.DataFrame({"user": list(dict.fromkeys(users))}, schema={"user": pl.String})
+    known = wanted.join(scorer.user_table_, on="user", how="inner", maintain_order="left")
+    idx = known["idx"].to_numpy()
+    names = {v: k for k, v in scorer.groups_.items()}
+    deferred = scorer.deferred_
+    if deferred is not None:
+        deferred = deferred.filter(pl.col("user").is_in(known["user"].implode()))
+    return UserRows(
+        users=known["user"].to_list(),
+        groups=[names[int(g)] for g in scorer.user_group_[idx]],
+        own={name: getattr(scorer, name)[idx].copy() for name in _OWN},
+        baselines={s: b.take_rows(idx) for s, b in scorer.baselines_.items()},
+        hours=scorer.hours_.take_rows(idx),
+        cusum=scorer.cusum_.take_rows(idx),
+        deferred=deferred,
+    )
+
+
+def put_users(scorer: Scorer, rows: UserRows) -> None:
+    """Take over the users of ``rows``: a stale copy of one of them (it was judged here
+    before) is replaced."""
+    scorer._init()
+    if not rows.users:
+        return
+    users = pl.Series("user", rows.users, dtype=pl.String)
+    # registered under their group's name; unroled_ and the group index are set below
+    idx, _ = scorer.index(users, pl.Series("role", rows.groups, dtype=pl.String))
+    for name, values in rows.own.items():
+        getattr(scorer, name)[idx] = values
+    for name in rows.groups:
+        scorer.groups_.setdefault(name or DEFAULT_GROUP, len(scorer.groups_))
+    scorer.user_group_[idx] = [scorer.groups_[g or DEFAULT_GROUP] for g in rows.groups]
+    for s, baseline in scorer.baselines_.items():
+        baseline.put_rows(idx, rows.baselines[s])
+    scorer.hours_.put_rows(idx, rows.hours)
+    scorer.cusum_.put_rows(idx, rows.cusum)
+    held = scorer.deferred_
+    if held is not None:
+        held = held.filter(~pl.col("user").is_in(users.implode()))
+    parts = [f for f in (held, rows.deferred) if f is not None and f.height]
+    scorer.deferred_ = pl.concat(parts) if parts else None
+
+
+def shared_models(scorer: Scorer) -> SharedModels:
+    """A copy of what ``scorer`` learned from all its users."""
+    scorer._init()
+    return copy.deepcopy(
+        SharedModels(
+            groups=scorer.groups_,
+            peers=scorer.peers_,  # type: ignore[arg-type]
+            peer_hours=scorer.peer_hours_,
+            hst=scorer.hst_,  # type: ignore[arg-type]
+            clusters=scorer.clusters_,
+        )
+    )
+
+
+def adopt_shared(scorer: Scorer, shared: SharedModels) -> bool:
+    """Start from another process's shared models if ``scorer`` has no users yet; whether
+    it did."""
+    scorer._init()
+    if scorer.users():
+        return False
+    scorer.groups_ = dict(shared.groups)
+    scorer.peers_ = shared.peers  # type: ignore[assignment]
+    scorer.peer_hours_ = shared.peer_hours  # type: ignore[assignment]
+    scorer.hst_ = shared.hst  # type: ignore[assignment]
+    scorer.clusters_ = shared.clusters  # type: ignore[assignment]
+    return True
