@@ -73,14 +73,15 @@ class DetectorState:
 
     ``parts`` holds each input partition's open state (replay has one, ``0``); the models,
     budgets and alerts are the process's. A partition taken over from another process
-    whose clock is behind this one's is *lagging*: its windows close by its own clock
-    until it catches up, so its users' events are not late here just because the
-    partition was late to arrive.
+    whose clock differs from this one's is *out of step* (``True``: behind): its windows
+    close by its own clock until the clocks meet, so its users' events are not late here
+    because the partition came late, and this process's are not late because it came
+    early.
     """
 
     id_key: bytes
     parts: dict[int, PartState] = field(default_factory=dict)
-    lagging: set[int] = field(default_factory=set)
+    out_of_step: dict[int, bool] = field(default_factory=dict)
     scorer: Scorer = field(default_factory=Scorer)
     budgets: dict[str, AlertBudget] = field(default_factory=dict)
     book: AlertBook = field(default_factory=AlertBook)
@@ -100,8 +101,8 @@ class DetectorState:
     @property
     def max_time(self) -> dt.datetime | None:
         """The latest event time seen in any partition."""
-        times = [p.windows.max_time_ for p in self.parts.values() if _clock(p) is not None]
-        return max(times) if times else None  # type: ignore[type-var]
+        times = [c for p in self.parts.values() if (c := _clock(p)) is not None]
+        return max(times) if times else None
 
 
 def _clock(part: PartState) -> dt.datetime | None:
@@ -197,24 +198,23 @@ class Pipeline:
         return self._decide(pl.concat(closed), self._watermark())
 
     def _sync(self) -> None:
-        """One clock for all partitions in step (the file's, in replay); a lagging one
-        keeps its own until it has caught up."""
+        """One clock for the partitions in step (the file's, in replay); one taken over
+        out of step keeps its own until the clocks meet."""
         st = self.state
-        steady = [k for k in st.parts if k not in st.lagging]
-        if not steady and st.lagging:  # every partition was taken over: the latest leads
-            lead = max(st.lagging, key=lambda k: _clock(st.parts[k]) or _EPOCH)
-            st.lagging.discard(lead)
-            steady = [lead]
-        clocks = [c for k in steady if (c := _clock(st.parts[k])) is not None]
+        if st.out_of_step and len(st.out_of_step) == len(st.parts):
+            # the one furthest behind leads: no one's events become late
+            lead = min(st.out_of_step, key=lambda k: _clock(st.parts[k]) or _EPOCH)
+            del st.out_of_step[lead]
+        clocks = [c for k, p in st.parts.items() if k not in st.out_of_step and (c := _clock(p))]
         now = max(clocks) if clocks else None
         if now is None:
             return
-        for key in list(st.lagging):
+        for key, behind in list(st.out_of_step.items()):
             clock = _clock(st.parts[key])
-            if clock is not None and clock >= now:
-                st.lagging.discard(key)
+            if clock is None or (clock >= now if behind else now >= clock):
+                del st.out_of_step[key]
         for key, part in st.parts.items():
-            if key not in st.lagging:
+            if key not in st.out_of_step:
                 part.windows.catch_up(now)
 
     def _watermark(self) -> dt.datetime | None:

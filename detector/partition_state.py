@@ -1,0 +1,105 @@
+"""One input partition's share of a detector's state, out of one process and into another.
+
+Audit records are keyed by database user, so every user belongs to one partition of the
+audit topic. When a Kafka rebalance moves a partition to another ``run`` process, the new
+owner must judge its users as the old one would have: their open windows and first-seen
+sets (:class:`~detector.pipeline.PartState`, moved whole), their own models
+(:mod:`detector.scorer_handover`), their alerts (a match joins the user's newest alert:
+the same id, not a new one), and their windows judged but not learned yet. What the
+process learned from all its users stays, except that a process that has learned
+nothing yet starts from a copy of the sender's (peer groups, forests, alert budgets).
+
+A :class:`PartShard` is also what a checkpoint saves per partition: a process killed
+with SIGKILL hands over its partitions through their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from dataclasses import dataclass
+
+import polars as pl
+
+from detector.alerts import Alert
+from detector.exceptions import DetectorError
+from detector.pipeline import DetectorState, PartState
+from detector.scorer_handover import (
+    SharedModels,
+    UserRows,
+    adopt_shared,
+    put_users,
+    shared_models,
+    take_users,
+)
+from models.calibration import AlertBudget
+
+
+@dataclass
+class PartShard:
+    """What a partition's users hold in a detector (picklable)."""
+
+    key: int
+    part: PartState
+    users: UserRows
+    alerts: list[Alert]
+    to_learn: list[pl.DataFrame]
+    started: dt.datetime | None
+    learn_epoch: dt.datetime | None
+    shared: SharedModels
+    budgets: dict[str, AlertBudget]
+
+
+def export_part(state: DetectorState, key: int, *, drop: bool) -> PartShard:
+    """Partition ``key``'s share of ``state``: a copy (a checkpoint), or taken out
+    (``drop``: the partition is leaving this process)."""
+    part = state.parts.get(key)
+    if part is None:
+        raise DetectorError(f"partition {key} has no state here")
+    users = sorted(part.users)
+    wanted = pl.Series(users, dtype=pl.String).implode()
+    mine = [f.filter(pl.col("user").is_in(wanted)) for f in state.to_learn]
+    shard = PartShard(
+        key=key,
+        part=part if drop else copy.deepcopy(part),
+        users=take_users(state.scorer, users),
+        alerts=state.book.take_users(users, drop=drop),
+        to_learn=[f for f in mine if f.height],
+        started=state.started,
+        learn_epoch=state.learn_epoch,
+        shared=shared_models(state.scorer),
+        budgets=copy.deepcopy(state.budgets),
+    )
+    if drop:
+        del state.parts[key]
+        state.out_of_step.pop(key, None)
+        state.to_learn = [f.filter(~pl.col("user").is_in(wanted)) for f in state.to_learn]
+    return shard
+
+
+def import_part(state: DetectorState, shard: PartShard) -> None:
+    """Take over a partition's users from ``shard``; its clock is the partition's own
+    until it meets this process's (see :class:`~detector.pipeline.DetectorState`)."""
+    if shard.key in state.parts:
+        raise DetectorError(f"partition {shard.key} already has state here")
+    if adopt_shared(state.scorer, shard.shared):
+        # nothing learned here yet: the sender's budgets and epoch clock too
+        state.budgets = copy.deepcopy(shard.budgets)
+        state.learn_epoch = shard.learn_epoch
+    if shard.started is not None:
+        state.started = (
+            shard.started if state.started is None else min(state.started, shard.started)
+        )
+    clocks = [
+        p.windows.max_time_
+        for k, p in state.parts.items()
+        if k not in state.out_of_step and getattr(p.windows, "max_time_", None) is not None
+    ]
+    now = max(clocks) if clocks else None
+    clock = getattr(shard.part.windows, "max_time_", None)
+    if now is not None and clock is not None and clock != now:
+        state.out_of_step[shard.key] = clock < now
+    state.parts[shard.key] = shard.part
+    put_users(state.scorer, shard.users)
+    state.book.put(shard.alerts)
+    state.to_learn += shard.to_learn
