@@ -123,6 +123,9 @@ class Pipeline:
         Threat patterns (:func:`detector.threat_rules.load_rules`).
     state
         Learned state to continue from (a fresh one when ``None``).
+    id_key
+        The ID-hash key of a fresh state (default: the config's, see
+        :meth:`~detector.config.Config.id_hash_key`).
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class Pipeline:
         catalog: Catalog,
         rules: Sequence[ThreatRule],
         state: DetectorState | None = None,
+        id_key: bytes | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -144,7 +148,8 @@ class Pipeline:
         self.quiet_until: dt.datetime | None = None
         if state is None:
             state = DetectorState(
-                id_key=config.id_hash_key(), scorer=Scorer(service_roles=config.service_roles)
+                id_key=config.id_hash_key() if id_key is None else id_key,
+                scorer=Scorer(service_roles=config.service_roles),
             )
         self.state = state
         for scale in _SCALES:

@@ -26,6 +26,9 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",
                    help="stop once every partition has been caught up this long")  # fmt: skip
     r.add_argument("--checkpoint-seconds", type=float, default=30.0)
+    r.add_argument("--close-at-end", action="store_true",
+                   help="at --until-idle, close every window like replay (default "
+                   "without --state-dir)")  # fmt: skip
     add_source_flags(r)  # the format is detected per partition when not given
 
 
@@ -45,6 +48,7 @@ def run_command(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         alerts_out=args.alerts_out,
         until_idle=args.until_idle,
         checkpoint_seconds=args.checkpoint_seconds,
+        close_at_end=True if args.close_at_end else None,
     )
     stop = StopSignal()
     stop.install()

@@ -14,20 +14,23 @@ Delivery (at-least-once, in this order at every checkpoint):
 1. alerts created or updated so far are produced to ``--alerts-topic`` (keyed by user,
    the JSON of ``replay``'s alert file) and dead letters to ``--dlq-topic``; the producer
    is flushed and every send acknowledged;
-2. the state (models, open windows, parsers, merge queues, the next offset of every
-   partition) is saved atomically to ``--state-dir``;
+2. each partition's checkpoint (its next offset, parser, queued events and its users'
+   share of the detector: :mod:`detector.stream_checkpoint`) is saved atomically to
+   ``--state-dir``;
 3. those offsets are committed to the consumer group.
 
 A crash between 1 and 3 re-reads records whose alerts are already out; alert ids are
 deterministic, so the re-sent alert is the same alert (same id, same or later revision),
-never a duplicate. On start, the saved offsets win over the group's (they match the saved
-state). Records the detector cannot use go to the dead-letter topic with their reason
-(header ``reason``), partition and offset, and original bytes; they never block a
-partition.
+never a duplicate. A partition's checkpoint wins over the group's offset (it matches the
+saved state). On a rebalance, partitions leaving are judged, checkpointed and committed
+before they go; a partition arriving resumes from its checkpoint, its users' baselines,
+open windows and alerts included (the processes of a group share the state dir). Records
+the detector cannot use go to the dead-letter topic with their reason (header
+``reason``), partition and offset, and original bytes; they never block a partition.
 
 Stopping: SIGTERM/SIGINT finish the batch, checkpoint and commit. ``--until-idle S`` stops
-once every partition has been caught up for S seconds (tests, back-fills); without
-``--state-dir`` the end of input then closes every window like ``replay`` does.
+once every partition has been caught up for S seconds (tests, back-fills); then, without
+``--state-dir`` or with ``--close-at-end``, every window is closed like ``replay`` does.
 """
 
 from __future__ import annotations
@@ -40,32 +43,27 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import polars as pl
 
 from detector.alerts import Alert, write_jsonl
 from detector.config import Config
-from detector.exceptions import DetectorError, StreamingError
-from detector.pipeline import DetectorState, Pipeline
+from detector.exceptions import StreamingError
+from detector.partition_state import export_part, import_part
+from detector.pipeline import Pipeline
+from detector.stream_checkpoint import CheckpointDir, PartitionCheckpoint
 from detector.threat_rules import load_rules
-from models.state import load_state, save_state
 from streams.kafka_records import MAX_RECORD_BYTES, PartitionStream, RecordReject
 from streams.kafka_settings import KafkaSettings
 from streams.partition_merge import EventTimeMerge
 
-#: Kind and version of the streaming checkpoint (a pipeline state plus the stream's own).
-CHECKPOINT_KIND: Final = "exfil-detector/stream"
-CHECKPOINT_VERSION: Final = 1
-CHECKPOINT_FILE: Final = "checkpoint.bin"
-
 
 @dataclass
 class StreamState:
-    """Everything a checkpoint holds (picklable)."""
+    """The stream's side of a process: a parser, queued events and the next offset per
+    partition it owns."""
 
-    topic: str
-    pipeline: DetectorState
     partitions: dict[int, PartitionStream] = field(default_factory=dict)
     merge: EventTimeMerge = field(default_factory=EventTimeMerge)
     offsets: dict[int, int] = field(default_factory=dict)
@@ -137,17 +135,8 @@ class StreamOptions:
     poll_records: int = 20_000
     max_record_bytes: int = MAX_RECORD_BYTES
     measure: bool = False
-
-
-def _load(options: StreamOptions) -> StreamState | None:
-    """The saved checkpoint of this topic, if the state dir has one."""
-    path = None if options.state_dir is None else options.state_dir / CHECKPOINT_FILE
-    if path is None or not path.exists():
-        return None
-    state = load_state(path, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
-    if not isinstance(state, StreamState) or state.topic != options.topic:
-        raise DetectorError(f"{path} is not a checkpoint of topic {options.topic!r}")
-    return state
+    #: at ``until_idle``, close every window like replay (default: without a state dir)
+    close_at_end: bool | None = None
 
 
 def _clients(settings: KafkaSettings, options: StreamOptions) -> tuple[Any, Any]:
@@ -187,11 +176,14 @@ class _Runner:
 
         self.tp = TopicPartition
         self.config, self.options, self.stop = config, options, stop
-        saved = _load(options)
-        self.pipeline = Pipeline(
-            config, config.load_catalog(), load_rules(), None if saved is None else saved.pipeline
-        )
-        self.state = saved or StreamState(options.topic, self.pipeline.state)
+        self.store = None
+        key = None
+        if options.state_dir is not None:
+            self.store = CheckpointDir(options.state_dir, options.topic)
+            if config.id_hash_key_file is None:
+                key = self.store.id_key()  # shared by the group's processes
+        self.pipeline = Pipeline(config, config.load_catalog(), load_rules(), id_key=key)
+        self.state = StreamState()
         self.consumer, self.producer = _clients(settings, options)
         self.summary = RunSummary()
         self.pending_sends: list[Any] = []
@@ -221,10 +213,9 @@ class _Runner:
 
     def _revoke(self, partitions: set[int]) -> dict[Any, Any]:
         """Partitions leaving this consumer (a rebalance): judge all they delivered, send
-        the alerts, save the state without them; the offsets to commit before they go, so
-        their next owner starts exactly after what was judged here. Their parsing state is
-        forgotten: if they come back, the group's offsets say where to resume. (Their
-        users' model state is not handed over yet.)"""
+        the alerts, checkpoint them with their users' state (taken out of this process);
+        the offsets to commit before they go, so their next owner starts exactly after
+        what was judged here, with the same baselines."""
         from kafka.structs import OffsetAndMetadata
 
         partitions &= set(self.state.partitions) | set(self.state.offsets)
@@ -237,15 +228,50 @@ class _Runner:
                 self.state.merge.add(p, events, None)
                 self._dead_letters(rejects)
         self._judge(self.state.merge.drop(partitions))
+        self._acknowledge()
+        for p in sorted(partitions):
+            self._save(p, drop=True)
         leaving = {p: self.state.offsets.pop(p) for p in partitions if p in self.state.offsets}
         for p in partitions:
             self.state.partitions.pop(p, None)
             self.idle_since.pop(p, None)
             self.seeked.discard(p)
-        self._checkpoint(commit=False)
         return {
             self.tp(self.options.topic, p): OffsetAndMetadata(o, "", -1) for p, o in leaving.items()
         }
+
+    def _take_over(self, partition: int) -> bool:
+        """Resume a partition arriving here from its checkpoint, if it has one (its users'
+        state joins this process's); whether the consumer must seek."""
+        checkpoint = None if self.store is None else self.store.load(partition)
+        if checkpoint is None:
+            return False
+        if checkpoint.shard is not None:
+            import_part(self.pipeline.state, checkpoint.shard)
+        self.state.partitions[partition] = checkpoint.stream
+        self.state.merge.restore(partition, checkpoint.queue, checkpoint.complete)
+        self.state.offsets[partition] = checkpoint.offset
+        self.consumer.seek(self.tp(self.options.topic, partition), checkpoint.offset)
+        return True
+
+    def _save(self, partition: int, *, drop: bool) -> None:
+        """Checkpoint one partition (``drop``: its users' state leaves this process)."""
+        owned = partition in self.pipeline.state.parts
+        if self.store is None:
+            if drop and owned:
+                export_part(self.pipeline.state, partition, drop=True)
+            return
+        stream = self.state.partitions.get(partition)
+        offset = self.state.offsets.get(partition)
+        if stream is None or offset is None:
+            return  # nothing read here: the group's offset says it all
+        queue, complete = self.state.merge.held(partition)
+        shard = export_part(self.pipeline.state, partition, drop=drop) if owned else None
+        self.store.save(
+            PartitionCheckpoint(
+                self.options.topic, partition, offset, stream, queue, complete, shard
+            )
+        )
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -256,9 +282,8 @@ class _Runner:
             polled = self.consumer.poll(timeout_ms=200)
             assigned = {tp.partition for tp in self.consumer.assignment()}
             moved = set()
-            for p in assigned - seeked:  # the checkpoint's offsets match its state
-                if p in self.state.offsets:
-                    self.consumer.seek(self.tp(self.options.topic, p), self.state.offsets[p])
+            for p in sorted(assigned - seeked):  # the checkpoint's offsets match its state
+                if self._take_over(p):
                     moved.add(p)
                 seeked.add(p)
             stamps: list[int] = []
@@ -350,7 +375,8 @@ class _Runner:
     def _judge(self, events: pl.DataFrame | None) -> None:
         if events is None or events.is_empty():
             return
-        self._send_alerts(self.pipeline.process(events))
+        parts = events["_partition"]
+        self._send_alerts(self.pipeline.process(events.drop("_partition"), parts))
 
     def _send_alerts(self, alerts: list[Alert]) -> None:
         topic = self.options.alerts_topic
@@ -376,11 +402,9 @@ class _Runner:
                     self.producer.send(self.options.dlq_topic, value=r.value, headers=headers)
                 )
 
-    def _checkpoint(self, commit: bool = True) -> None:
-        """Alerts and dead letters out, then state saved, then offsets committed (unless
-        ``commit`` is false: a rebalance commits on the consumer's own loop)."""
+    def _acknowledge(self) -> None:
+        """Every alert and dead letter sent so far acknowledged by the broker."""
         from kafka.errors import KafkaError
-        from kafka.structs import OffsetAndMetadata
 
         try:
             self.producer.flush()
@@ -389,15 +413,17 @@ class _Runner:
         except KafkaError as exc:
             raise StreamingError(f"an alert or dead letter was not acknowledged: {exc}") from exc
         self.pending_sends = []
-        if self.options.state_dir is not None:
-            self.options.state_dir.mkdir(parents=True, exist_ok=True)
-            save_state(
-                self.options.state_dir / CHECKPOINT_FILE,
-                self.state,
-                kind=CHECKPOINT_KIND,
-                version=CHECKPOINT_VERSION,
-            )
-        if commit and self.state.offsets:
+
+    def _checkpoint(self) -> None:
+        """Alerts and dead letters out, then every partition's checkpoint saved, then
+        their offsets committed."""
+        from kafka.errors import KafkaError
+        from kafka.structs import OffsetAndMetadata
+
+        self._acknowledge()
+        for p in sorted(self.state.partitions):
+            self._save(p, drop=False)
+        if self.state.offsets:
             offsets = {
                 self.tp(self.options.topic, p): OffsetAndMetadata(o, "", -1)
                 for p, o in self.state.offsets.items()
@@ -405,13 +431,14 @@ class _Runner:
             try:
                 self.consumer.commit(offsets)
             except KafkaError as exc:
-                # the saved state has these offsets: the next start seeks there anyway
+                # the checkpoints have these offsets: the next owner seeks there anyway
                 print(f"exfil-detector: offsets not committed: {exc}", file=sys.stderr)
         self.summary.checkpoints += 1
         self.last_checkpoint = time.monotonic()
 
     def _finish(self) -> None:
-        if self.options.state_dir is None:
+        close = self.options.close_at_end
+        if close or (close is None and self.options.state_dir is None):
             # end of input, no state to continue from: close everything, like replay
             for stream in self.state.partitions.values():
                 events, rejects = stream.flush()
@@ -420,11 +447,13 @@ class _Runner:
             self._judge(self.state.merge.drain())
             self._send_alerts(self.pipeline.finish())
         self._checkpoint()
+        # before leaving the group: leaving revokes the partitions, and their users'
+        # state (alerts included) leaves this process with them
+        self.summary.alerts = self.pipeline.alerts()
+        self.summary.counts = dict(self.pipeline.state.counts)
+        self.summary.counts["late_events"] = self.pipeline.state.late_events
         self.consumer.close(autocommit=False)
         self.producer.close()
-        self.summary.alerts = self.pipeline.alerts()
-        self.summary.counts = dict(self.state.pipeline.counts)
-        self.summary.counts["late_events"] = self.state.pipeline.late_events
 
 
 def run_stream(

@@ -7,7 +7,9 @@ arrive late. :class:`EventTimeMerge` holds each partition's parsed events and re
 only those no partition can still precede: up to the least of the partitions' *complete*
 times (the latest event a partition's parser has let go; its held-back records are
 later). A partition that is caught up and flushed does not hold the others back
-(``complete`` = ``None`` marks "nothing more is pending from it").
+(``complete`` = ``None`` marks "nothing more is pending from it"). Released events carry
+their partition in a ``_partition`` column (the detector keeps each partition's users
+apart).
 
 >>> import datetime as dt
 >>> t = lambda m: dt.datetime(2024, 3, 4, 9, m, tzinfo=dt.UTC)
@@ -50,6 +52,17 @@ class EventTimeMerge:
             self.queues_.setdefault(partition, []).append(events)
         self.complete_[partition] = complete
 
+    def held(self, partition: int) -> tuple[list[pl.DataFrame], dt.datetime | None]:
+        """What ``partition`` has queued and its complete time (for a checkpoint)."""
+        return list(self.queues_.get(partition, [])), self.complete_.get(partition)
+
+    def restore(
+        self, partition: int, queue: list[pl.DataFrame], complete: dt.datetime | None
+    ) -> None:
+        """Put back what :meth:`held` gave (a partition resumed from its checkpoint)."""
+        self.queues_[partition] = list(queue)
+        self.complete_[partition] = complete
+
     def pending(self) -> int:
         """Events queued."""
         return sum(f.height for q in self.queues_.values() for f in q)
@@ -74,7 +87,8 @@ class EventTimeMerge:
     def drop(self, partitions: Iterable[int]) -> pl.DataFrame | None:
         """Everything queued of ``partitions``, which are forgotten (revoked from this
         consumer: their events are judged now, whatever the others have delivered)."""
-        taken = [f for p in partitions for f in self.queues_.pop(p, [])]
+        partitions = list(partitions)
+        taken = [_tagged(f, p) for p in partitions for f in self.queues_.pop(p, [])]
         for p in partitions:
             self.complete_.pop(p, None)
         if not taken:
@@ -89,7 +103,7 @@ class EventTimeMerge:
                 continue
             queued = pl.concat(frames, how="vertical_relaxed")
             due = queued["event_time"] <= upto
-            parts.append(queued.filter(due))
+            parts.append(_tagged(queued.filter(due), p))
             rest = queued.filter(~due)
             keep[p] = [rest] if rest.height else []
         self.queues_ = keep
@@ -98,3 +112,7 @@ class EventTimeMerge:
             return None
         # stable: partition order, then each partition's own order, for equal times
         return pl.concat(ready, how="vertical_relaxed").sort("event_time", maintain_order=True)
+
+
+def _tagged(events: pl.DataFrame, partition: int) -> pl.DataFrame:
+    return events.with_columns(_partition=pl.lit(partition, dtype=pl.Int32))
