@@ -146,6 +146,10 @@ class Pipeline:
         #: No window whose activity ends at or before this event time alerts (a warm
         #: start on history files): those windows only teach the models.
         self.quiet_until: dt.datetime | None = None
+        #: The fraction of the whole stream this process judges (its partitions of the
+        #: topic's): it gets that share of the alert budget, so a group of processes
+        #: raises the alerts per day the config asks for, not that many each.
+        self.budget_share = 1.0
         if state is None:
             state = DetectorState(
                 id_key=config.id_hash_key() if id_key is None else id_key,
@@ -298,7 +302,7 @@ class Pipeline:
             expected = self.feedback.expected_mask(matches)
             st.count("expected_job_matches", int(expected.sum()))
             matches = st.scorer.refine(matches.filter(~expected))
-            thresholds = {s: b.threshold() for s, b in st.budgets.items()}
+            thresholds = {s: b.threshold(self.budget_share) for s, b in st.budgets.items()}
             learning_until = st.started + dt.timedelta(hours=self.config.learning_hours)  # type: ignore[operator]
             passed = matches.filter(
                 (pl.col("raw_score") >= pl.col("scale").replace_strict(thresholds))

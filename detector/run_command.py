@@ -26,6 +26,12 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",
                    help="stop once every partition has been caught up this long")  # fmt: skip
     r.add_argument("--checkpoint-seconds", type=float, default=30.0)
+    r.add_argument("--session-timeout", type=float, default=45.0, metavar="SECONDS",
+                   help="a process silent this long (killed, hung) loses its partitions to "
+                   "the group's others (Kafka's session.timeout.ms)")  # fmt: skip
+    r.add_argument("--instance-id", default=None,
+                   help="static group membership: a process restarted under the same id "
+                   "gets its partitions back without a rebalance")  # fmt: skip
     r.add_argument("--close-at-end", action="store_true",
                    help="at --until-idle, close every window like replay (default "
                    "without --state-dir)")  # fmt: skip
@@ -49,6 +55,8 @@ def run_command(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         until_idle=args.until_idle,
         checkpoint_seconds=args.checkpoint_seconds,
         close_at_end=True if args.close_at_end else None,
+        session_timeout=args.session_timeout,
+        instance_id=args.instance_id,
     )
     stop = StopSignal()
     stop.install()

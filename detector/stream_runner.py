@@ -137,6 +137,12 @@ class StreamOptions:
     measure: bool = False
     #: at ``until_idle``, close every window like replay (default: without a state dir)
     close_at_end: bool | None = None
+    #: a process silent this long is dead to the group: its partitions go to the others
+    session_timeout: float = 45.0
+    #: static group membership (Kafka's ``group.instance.id``): a process restarted
+    #: under the same id within the session timeout gets its partitions back without
+    #: a rebalance of the others
+    instance_id: str | None = None
 
 
 def _clients(settings: KafkaSettings, options: StreamOptions) -> tuple[Any, Any]:
@@ -150,6 +156,8 @@ def _clients(settings: KafkaSettings, options: StreamOptions) -> tuple[Any, Any]
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=options.poll_records,
+            session_timeout_ms=int(options.session_timeout * 1000),
+            group_instance_id=options.instance_id,
             # big fetches: the pipeline's cost is per batch as much as per record
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
@@ -212,25 +220,29 @@ class _Runner:
         return Handover()
 
     def _revoke(self, partitions: set[int]) -> dict[Any, Any]:
-        """Partitions leaving this consumer (a rebalance): judge all they delivered, send
-        the alerts, checkpoint them with their users' state (taken out of this process);
-        the offsets to commit before they go, so their next owner starts exactly after
-        what was judged here, with the same baselines."""
+        """Partitions leaving this consumer (a rebalance): send the alerts, checkpoint
+        them with their parsers, queued events and users' state (taken out of this
+        process); the offsets to commit before they go, so their next owner goes on
+        exactly from there, with the same baselines."""
         from kafka.structs import OffsetAndMetadata
 
         partitions &= set(self.state.partitions) | set(self.state.offsets)
         if not partitions:
             return {}
-        for p in partitions:
-            stream = self.state.partitions.get(p)
-            if stream is not None:
-                events, rejects = stream.flush()
-                self.state.merge.add(p, events, None)
-                self._dead_letters(rejects)
-        self._judge(self.state.merge.drop(partitions))
+        if self.store is None:
+            # no checkpoint to carry a parser's held-back records or the events queued
+            # behind other partitions: judge them now (their users start cold elsewhere)
+            for p in partitions:
+                stream = self.state.partitions.get(p)
+                if stream is not None:
+                    events, rejects = stream.flush()
+                    self.state.merge.add(p, events, None)
+                    self._dead_letters(rejects)
+            self._judge(self.state.merge.drop(partitions))
         self._acknowledge()
         for p in sorted(partitions):
             self._save(p, drop=True)
+        self.state.merge.drop(partitions)  # saved with their checkpoints
         leaving = {p: self.state.offsets.pop(p) for p in partitions if p in self.state.offsets}
         for p in partitions:
             self.state.partitions.pop(p, None)
@@ -239,6 +251,12 @@ class _Runner:
         return {
             self.tp(self.options.topic, p): OffsetAndMetadata(o, "", -1) for p, o in leaving.items()
         }
+
+    def _share(self, assigned: set[int]) -> None:
+        """This process's share of the alert budget: its partitions of the topic's."""
+        total = self.consumer.partitions_for_topic(self.options.topic)
+        if assigned and total:
+            self.pipeline.budget_share = min(1.0, len(assigned) / len(total))
 
     def _take_over(self, partition: int) -> bool:
         """Resume a partition arriving here from its checkpoint, if it has one (its users'
@@ -281,6 +299,7 @@ class _Runner:
         while not self.stop.event.is_set():
             polled = self.consumer.poll(timeout_ms=200)
             assigned = {tp.partition for tp in self.consumer.assignment()}
+            self._share(assigned)
             moved = set()
             for p in sorted(assigned - seeked):  # the checkpoint's offsets match its state
                 if self._take_over(p):

@@ -143,11 +143,17 @@ class AlertBudget:
         mass = self._tail()[j + 1] + self.hist_[j] * (j + 1 - pos)
         return float(mass / self.exposure_days_)
 
-    def threshold(self) -> float:
-        """Smallest score expected to flag <= ``alerts_per_day`` per day, >= ``min_score``."""
+    def threshold(self, share: float = 1.0) -> float:
+        """Smallest score expected to flag <= ``alerts_per_day`` per day, >= ``min_score``.
+
+        ``share``: the fraction of the whole stream whose windows this budget sees (one
+        of several processes sharing it), which gets that fraction of the alerts.
+        """
+        if not 0 < share <= 1:
+            raise ValueError("share must be in (0, 1]")
         if getattr(self, "hist_", None) is None or self.last_time_ - self.first_time_ < _DAY:
             return float(self.min_score)
-        budget = self.alerts_per_day * self.exposure_days_
+        budget = self.alerts_per_day * share * self.exposure_days_
         tail = self._tail()
         # tail is non-increasing: first edge whose tail fits the budget.
         j = int(np.searchsorted(-tail, -budget, side="left"))

@@ -83,3 +83,18 @@ def test_scores_beyond_the_range_and_empty_rounds() -> None:
     assert math.isnan(AlertBudget().expected_per_day(5.0))
     with pytest.raises(ValueError):
         m.learn_many(np.array([np.nan]), now=T0)
+
+
+def test_a_share_of_the_stream_gets_that_share_of_the_budget() -> None:
+    # one of two processes sees half the windows: with half the budget it picks the
+    # threshold the whole stream's budget would
+    rng = np.random.default_rng(3)
+    whole, half = AlertBudget(alerts_per_day=4.0), AlertBudget(alerts_per_day=4.0)
+    for day in range(20):
+        scores = np.abs(rng.normal(0, 2, 200))
+        whole.learn_many(scores, now=day * 86_400.0)
+        half.learn_many(scores[::2], now=day * 86_400.0)
+    assert half.threshold(0.5) == pytest.approx(whole.threshold(), rel=0.05)
+    assert half.threshold() < whole.threshold()  # the whole budget each: more alerts
+    with pytest.raises(ValueError, match="share"):
+        half.threshold(0.0)

@@ -3,8 +3,6 @@ with reasons, and the stream going on past them."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import signal
@@ -16,65 +14,17 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka import KafkaConsumer
+from kafka_io import produce as _produce
+from kafka_io import read_all as _read_all
+from kafka_io import sample_records as _records
+from kafka_io import topic as _topic
 
 from detector.cli import bundled_sample, bundled_sample_config
 from detector.config import Config, load_config
 from detector.replay_command import replay_files
 from detector.stream_runner import RunSummary, StreamOptions, run_stream
 from realdb.kafka import KafkaBroker, free_port
-from streams.file_source import SourceOptions, make_parser
-
-
-def _records(path: Path) -> list[tuple[str, str]]:
-    """(key, record) of a csvlog in file order, keyed by the session's user."""
-    start = make_parser("pgaudit-csv", None, SourceOptions()).record_start
-    records: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if start.match(line) or not records:
-            records.append(line)
-        else:
-            records[-1] += "\n" + line
-    users: dict[str, str] = {}
-    fields = [next(csv.reader(io.StringIO(r))) for r in records]
-    for f in fields:
-        if f[1] and f[1] != "[unknown]":
-            users.setdefault(f[5], f[1])
-    return [(users.get(f[5], f[5]), r) for f, r in zip(fields, records, strict=True)]
-
-
-def _topic(broker: KafkaBroker, partitions: int = 6) -> str:
-    name = f"audit-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
-    try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        admin.close()
-    return name
-
-
-def _produce(broker: KafkaBroker, topic: str, records: list[tuple[str | None, bytes]]) -> None:
-    producer = KafkaProducer(
-        bootstrap_servers=broker.bootstrap, acks="all", max_in_flight_requests_per_connection=1
-    )
-    for key, value in records:
-        producer.send(topic, key=None if key is None else key.encode(), value=value)
-    producer.flush()
-    producer.close()
-
-
-def _read_all(broker: KafkaBroker, topic: str, expected: int) -> list[object]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=broker.bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5000,
-    )
-    try:
-        return list(consumer)[: expected + 1000]
-    finally:
-        consumer.close()
 
 
 def _options(topic: str, tmp_path: Path, **kw: object) -> StreamOptions:
@@ -294,7 +244,7 @@ def test_a_second_process_joining_the_group_reads_nothing_twice(
 ) -> None:
     """While the sample trickles in, a second detector process joins the group: the first
     judges what its revoked partitions delivered and commits before giving them up, so
-    together they read every record exactly once. (Users' model state does not move yet.)"""
+    together they read every record exactly once."""
     topic = _topic(kafka_broker)
     records = [(k, r.encode()) for k, r in _records(bundled_sample())]
     run = [sys.executable, "-m", "detector", "run", "--bootstrap", kafka_broker.bootstrap,

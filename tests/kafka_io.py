@@ -1,0 +1,65 @@
+"""Helpers of the tests against a real broker: a csvlog cut into keyed records, topics,
+producing and reading back."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from realdb.kafka import KafkaBroker
+from streams.file_source import SourceOptions, make_parser
+
+
+def sample_records(path: Path) -> list[tuple[str, str]]:
+    """(key, record) of a csvlog in file order, keyed by the session's user."""
+    start = make_parser("pgaudit-csv", None, SourceOptions()).record_start
+    records: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if start.match(line) or not records:
+            records.append(line)
+        else:
+            records[-1] += "\n" + line
+    users: dict[str, str] = {}
+    fields = [next(csv.reader(io.StringIO(r))) for r in records]
+    for f in fields:
+        if f[1] and f[1] != "[unknown]":
+            users.setdefault(f[5], f[1])
+    return [(users.get(f[5], f[5]), r) for f, r in zip(fields, records, strict=True)]
+
+
+def topic(broker: KafkaBroker, partitions: int = 6) -> str:
+    name = f"audit-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        admin.close()
+    return name
+
+
+def produce(broker: KafkaBroker, topic: str, records: list[tuple[str | None, bytes]]) -> None:
+    producer = KafkaProducer(
+        bootstrap_servers=broker.bootstrap, acks="all", max_in_flight_requests_per_connection=1
+    )
+    for key, value in records:
+        producer.send(topic, key=None if key is None else key.encode(), value=value)
+    producer.flush()
+    producer.close()
+
+
+def read_all(broker: KafkaBroker, topic: str, expected: int) -> list[object]:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    try:
+        return list(consumer)[: expected + 1000]
+    finally:
+        consumer.close()
