@@ -40,7 +40,8 @@ def add_parser(sub: Any) -> None:
 
 def run_command(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     """``exfil-detector run``: the CLI entry."""
-    from detector.stream_runner import StopSignal, StreamOptions, run_stream
+    from detector.stream_options import StopSignal, StreamOptions
+    from detector.stream_runner import run_stream
 
     stream = sys.stdout if stream is None else stream
     config = load_config(args.config, source_values(args))

@@ -36,13 +36,9 @@ once every partition has been caught up for S seconds (tests, back-fills); then,
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -50,99 +46,13 @@ import polars as pl
 from detector.alerts import Alert, write_jsonl
 from detector.config import Config
 from detector.exceptions import StreamingError
-from detector.partition_state import export_part, import_part
 from detector.pipeline import Pipeline
-from detector.stream_checkpoint import CheckpointDir, PartitionCheckpoint
+from detector.stream_checkpoint import CheckpointDir
+from detector.stream_options import RunSummary, StopSignal, StreamOptions
+from detector.stream_partitions import OwnedPartitions
 from detector.threat_rules import load_rules
-from streams.kafka_records import MAX_RECORD_BYTES, PartitionStream, RecordReject
+from streams.kafka_records import RecordReject
 from streams.kafka_settings import KafkaSettings
-from streams.partition_merge import EventTimeMerge
-
-
-@dataclass
-class StreamState:
-    """The stream's side of a process: a parser, queued events and the next offset per
-    partition it owns."""
-
-    partitions: dict[int, PartitionStream] = field(default_factory=dict)
-    merge: EventTimeMerge = field(default_factory=EventTimeMerge)
-    offsets: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass
-class RunSummary:
-    """What a run consumed and raised."""
-
-    records: int = 0
-    events: int = 0
-    dead_letters: dict[str, int] = field(default_factory=dict)
-    alerts_sent: int = 0
-    checkpoints: int = 0
-    seconds: float = 0.0
-    alerts: list[Alert] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    #: with ``StreamOptions.measure``: per record, ms from its Kafka timestamp to the end
-    #: of the loop turn that judged what it made judgeable; (s since start, records behind)
-    latency_ms: list[float] = field(default_factory=list)
-    lag: list[tuple[float, int]] = field(default_factory=list)
-    #: with ``measure``: seconds from the start to the first and the last turn that read
-    busy: tuple[float, float] | None = None
-
-    def render(self) -> str:
-        rate = self.records / self.seconds if self.seconds > 0 else 0.0
-        rejected = sum(self.dead_letters.values())
-        return "\n".join(
-            [
-                f"records consumed  {self.records:>12,}",
-                f"statements        {self.counts.get('statements', 0):>12,}",
-                f"dead letters      {rejected:>12,}",
-                *(f"  {r:<16}{n:>12,}" for r, n in sorted(self.dead_letters.items())),
-                f"late events       {self.counts.get('late_events', 0):>12,}",
-                f"alerts            {len(self.alerts):>12,}",
-                f"alert messages    {self.alerts_sent:>12,}",
-                f"checkpoints       {self.checkpoints:>12,}",
-                f"wall time         {self.seconds:>12.2f} s",
-                f"throughput        {rate:>12,.0f} records/s",
-            ]
-        )
-
-
-class StopSignal:
-    """SIGTERM/SIGINT ask the loop to stop after the batch in hand."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-
-    def install(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: self.event.set())
-
-
-@dataclass
-class StreamOptions:
-    """The ``run`` flags."""
-
-    topic: str
-    group: str = "exfil-detector"
-    alerts_topic: str | None = "exfil-alerts"
-    dlq_topic: str | None = "db-audit-dlq"
-    state_dir: Path | None = None
-    alerts_out: Path | None = None
-    until_idle: float | None = None
-    checkpoint_seconds: float = 30.0
-    idle_flush_seconds: float = 5.0
-    poll_records: int = 20_000
-    max_record_bytes: int = MAX_RECORD_BYTES
-    measure: bool = False
-    #: at ``until_idle``, close every window like replay (default: without a state dir)
-    close_at_end: bool | None = None
-    #: a process silent this long is dead to the group: its partitions go to the others
-    session_timeout: float = 45.0
-    #: static group membership (Kafka's ``group.instance.id``): a process restarted
-    #: under the same id within the session timeout gets its partitions back without
-    #: a rebalance of the others
-    instance_id: str | None = None
 
 
 def _clients(settings: KafkaSettings, options: StreamOptions) -> tuple[Any, Any]:
@@ -184,14 +94,20 @@ class _Runner:
 
         self.tp = TopicPartition
         self.config, self.options, self.stop = config, options, stop
-        self.store = None
+        store = None
         key = None
         if options.state_dir is not None:
-            self.store = CheckpointDir(options.state_dir, options.topic)
+            store = CheckpointDir(options.state_dir, options.topic)
             if config.id_hash_key_file is None:
-                key = self.store.id_key()  # shared by the group's processes
+                key = store.id_key()  # shared by the group's processes
         self.pipeline = Pipeline(config, config.load_catalog(), load_rules(), id_key=key)
-        self.state = StreamState()
+        self.state = OwnedPartitions(
+            options.topic,
+            self.pipeline.state,
+            store,
+            config.source_options(),
+            options.max_record_bytes,
+        )
         self.consumer, self.producer = _clients(settings, options)
         self.summary = RunSummary()
         self.pending_sends: list[Any] = []
@@ -229,7 +145,7 @@ class _Runner:
         partitions &= set(self.state.partitions) | set(self.state.offsets)
         if not partitions:
             return {}
-        if self.store is None:
+        if self.state.store is None:
             # no checkpoint to carry a parser's held-back records or the events queued
             # behind other partitions: judge them now (their users start cold elsewhere)
             for p in partitions:
@@ -240,12 +156,8 @@ class _Runner:
                     self._dead_letters(rejects)
             self._judge(self.state.merge.drop(partitions))
         self._acknowledge()
-        for p in sorted(partitions):
-            self._save(p, drop=True)
-        self.state.merge.drop(partitions)  # saved with their checkpoints
-        leaving = {p: self.state.offsets.pop(p) for p in partitions if p in self.state.offsets}
+        leaving = self.state.leave(partitions)
         for p in partitions:
-            self.state.partitions.pop(p, None)
             self.idle_since.pop(p, None)
             self.seeked.discard(p)
         return {
@@ -258,39 +170,6 @@ class _Runner:
         if assigned and total:
             self.pipeline.budget_share = min(1.0, len(assigned) / len(total))
 
-    def _take_over(self, partition: int) -> bool:
-        """Resume a partition arriving here from its checkpoint, if it has one (its users'
-        state joins this process's); whether the consumer must seek."""
-        checkpoint = None if self.store is None else self.store.load(partition)
-        if checkpoint is None:
-            return False
-        if checkpoint.shard is not None:
-            import_part(self.pipeline.state, checkpoint.shard)
-        self.state.partitions[partition] = checkpoint.stream
-        self.state.merge.restore(partition, checkpoint.queue, checkpoint.complete)
-        self.state.offsets[partition] = checkpoint.offset
-        self.consumer.seek(self.tp(self.options.topic, partition), checkpoint.offset)
-        return True
-
-    def _save(self, partition: int, *, drop: bool) -> None:
-        """Checkpoint one partition (``drop``: its users' state leaves this process)."""
-        owned = partition in self.pipeline.state.parts
-        if self.store is None:
-            if drop and owned:
-                export_part(self.pipeline.state, partition, drop=True)
-            return
-        stream = self.state.partitions.get(partition)
-        offset = self.state.offsets.get(partition)
-        if stream is None or offset is None:
-            return  # nothing read here: the group's offset says it all
-        queue, complete = self.state.merge.held(partition)
-        shard = export_part(self.pipeline.state, partition, drop=drop) if owned else None
-        self.store.save(
-            PartitionCheckpoint(
-                self.options.topic, partition, offset, stream, queue, complete, shard
-            )
-        )
-
     # -- the loop -------------------------------------------------------------------------
 
     def run(self) -> RunSummary:
@@ -302,7 +181,9 @@ class _Runner:
             self._share(assigned)
             moved = set()
             for p in sorted(assigned - seeked):  # the checkpoint's offsets match its state
-                if self._take_over(p):
+                offset = self.state.take_over(p)
+                if offset is not None:
+                    self.consumer.seek(self.tp(self.options.topic, p), offset)
                     moved.add(p)
                 seeked.add(p)
             stamps: list[int] = []
@@ -338,20 +219,8 @@ class _Runner:
             first = now if self.summary.busy is None else self.summary.busy[0]
             self.summary.busy = (first, now)
 
-    def _stream(self, partition: int) -> PartitionStream:
-        stream = self.state.partitions.get(partition)
-        if stream is None:
-            stream = PartitionStream(
-                self.options.topic,
-                partition,
-                self.config.source_options(),
-                max_record_bytes=self.options.max_record_bytes,
-            )
-            self.state.partitions[partition] = stream
-        return stream
-
     def _consume(self, partition: int, records: Sequence[Any]) -> None:
-        stream = self._stream(partition)
+        stream = self.state.stream(partition)
         events, rejects = stream.feed(records)
         self.summary.records += len(records)
         self.summary.events += events.height
@@ -384,7 +253,7 @@ class _Runner:
             since = self.idle_since.setdefault(p, now)
             flushed = p in self.state.merge.complete_ and self.state.merge.complete_[p] is None
             if now - since >= self.options.idle_flush_seconds and not flushed:
-                events, rejects = self._stream(p).flush()
+                events, rejects = self.state.stream(p).flush()
                 self.state.merge.add(p, events, None)
                 self._dead_letters(rejects)
         if not assigned or any(p not in self.idle_since for p in assigned):
@@ -440,8 +309,7 @@ class _Runner:
         from kafka.structs import OffsetAndMetadata
 
         self._acknowledge()
-        for p in sorted(self.state.partitions):
-            self._save(p, drop=False)
+        self.state.save_all()
         if self.state.offsets:
             offsets = {
                 self.tp(self.options.topic, p): OffsetAndMetadata(o, "", -1)

@@ -23,7 +23,8 @@ from kafka_io import topic as _topic
 from detector.cli import bundled_sample, bundled_sample_config
 from detector.config import Config, load_config
 from detector.replay_command import replay_files
-from detector.stream_runner import RunSummary, StreamOptions, run_stream
+from detector.stream_options import RunSummary, StreamOptions
+from detector.stream_runner import run_stream
 from realdb.kafka import KafkaBroker, free_port
 
 
