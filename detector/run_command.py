@@ -29,6 +29,9 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--session-timeout", type=float, default=45.0, metavar="SECONDS",
                    help="a process silent this long (killed, hung) loses its partitions to "
                    "the group's others (Kafka's session.timeout.ms)")  # fmt: skip
+    r.add_argument("--checkpoint-topic", default=None,
+                   help="checkpoints in this compacted topic instead of --state-dir (processes "
+                   "on several machines; needs EXFIL_ID_HASH_KEY_FILE)")  # fmt: skip
     r.add_argument("--instance-id", default=None,
                    help="static group membership: a process restarted under the same id "
                    "gets its partitions back without a rebalance")  # fmt: skip
@@ -58,6 +61,7 @@ def run_command(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         close_at_end=True if args.close_at_end else None,
         session_timeout=args.session_timeout,
         instance_id=args.instance_id,
+        checkpoint_topic=args.checkpoint_topic,
     )
     stop = StopSignal()
     stop.install()

@@ -26,7 +26,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import polars as pl
 
@@ -57,6 +57,17 @@ class PartitionCheckpoint:
     queue: list[pl.DataFrame] = field(default_factory=list)
     complete: dt.datetime | None = None
     shard: PartShard | None = None
+
+
+class CheckpointStore(Protocol):
+    """Where partition checkpoints live: a directory (:class:`CheckpointDir`) or a
+    compacted topic (:class:`detector.checkpoint_topic.CheckpointTopic`)."""
+
+    def save(self, checkpoint: PartitionCheckpoint) -> None: ...
+
+    def load(self, partition: int) -> PartitionCheckpoint | None: ...
+
+    def close(self) -> None: ...
 
 
 class CheckpointDir:
@@ -98,6 +109,9 @@ class CheckpointDir:
         ) != (self.topic, partition):
             raise StreamingError(f"{path} is not a checkpoint of {self.topic}/{partition}")
         return checkpoint
+
+    def close(self) -> None:
+        """Nothing to release (the files are written whole at each save)."""
 
     def id_key(self) -> bytes:
         """The ID-hash key of every process on this directory (made by the first)."""

@@ -86,3 +86,6 @@ class StreamOptions:
     #: under the same id within the session timeout gets its partitions back without
     #: a rebalance of the others
     instance_id: str | None = None
+    #: partition checkpoints in this compacted topic (processes without a shared
+    #: ``state_dir``; needs the group's ID-hash key file)
+    checkpoint_topic: str | None = None

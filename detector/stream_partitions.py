@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from detector.partition_state import export_part, import_part
 from detector.pipeline import DetectorState
-from detector.stream_checkpoint import CheckpointDir, PartitionCheckpoint
+from detector.stream_checkpoint import CheckpointStore, PartitionCheckpoint
 from streams.file_source import SourceOptions
 from streams.kafka_records import PartitionStream
 from streams.partition_merge import EventTimeMerge
@@ -41,7 +41,7 @@ class OwnedPartitions:
 
     topic: str
     detector: DetectorState
-    store: CheckpointDir | None
+    store: CheckpointStore | None
     options: SourceOptions
     max_record_bytes: int
     partitions: dict[int, PartitionStream] = field(default_factory=dict)

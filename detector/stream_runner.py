@@ -44,10 +44,11 @@ from typing import Any
 import polars as pl
 
 from detector.alerts import Alert, write_jsonl
+from detector.checkpoint_topic import CheckpointTopic
 from detector.config import Config
 from detector.exceptions import StreamingError
 from detector.pipeline import Pipeline
-from detector.stream_checkpoint import CheckpointDir
+from detector.stream_checkpoint import CheckpointDir, CheckpointStore
 from detector.stream_options import RunSummary, StopSignal, StreamOptions
 from detector.stream_partitions import OwnedPartitions
 from detector.threat_rules import load_rules
@@ -84,6 +85,27 @@ def _clients(settings: KafkaSettings, options: StreamOptions) -> tuple[Any, Any]
     return consumer, producer
 
 
+def _store(
+    config: Config, settings: KafkaSettings, options: StreamOptions
+) -> tuple[CheckpointStore | None, bytes | None]:
+    """Where partitions are checkpointed, and the ID-hash key if the store provides it."""
+    if options.checkpoint_topic is not None:
+        if options.state_dir is not None:
+            raise StreamingError("give --state-dir or --checkpoint-topic, not both")
+        if config.id_hash_key_file is None:
+            raise StreamingError(
+                "--checkpoint-topic needs EXFIL_ID_HASH_KEY_FILE: the group's processes must "
+                "share the ID-hash key (it also signs the checkpoints)"
+            )
+        key = config.id_hash_key()
+        return CheckpointTopic(settings, options.checkpoint_topic, options.topic, key), key
+    if options.state_dir is not None:
+        store = CheckpointDir(options.state_dir, options.topic)
+        # without a configured key, the processes on the directory share one made there
+        return store, store.id_key() if config.id_hash_key_file is None else None
+    return None, None
+
+
 class _Runner:
     """One consumer, one producer, one pipeline; the loop of :func:`run_stream`."""
 
@@ -94,12 +116,7 @@ class _Runner:
 
         self.tp = TopicPartition
         self.config, self.options, self.stop = config, options, stop
-        store = None
-        key = None
-        if options.state_dir is not None:
-            store = CheckpointDir(options.state_dir, options.topic)
-            if config.id_hash_key_file is None:
-                key = store.id_key()  # shared by the group's processes
+        store, key = _store(config, settings, options)
         self.pipeline = Pipeline(config, config.load_catalog(), load_rules(), id_key=key)
         self.state = OwnedPartitions(
             options.topic,
@@ -341,6 +358,8 @@ class _Runner:
         self.summary.counts["late_events"] = self.pipeline.state.late_events
         self.consumer.close(autocommit=False)
         self.producer.close()
+        if self.state.store is not None:
+            self.state.store.close()
 
 
 def run_stream(

@@ -51,6 +51,24 @@ def _versions() -> dict[str, str]:
     return {"river": river.__version__, "numpy": np.__version__, "polars": pl.__version__}
 
 
+def dumps_state(obj: Any, *, kind: str, version: int) -> bytes:
+    """``obj`` as the bytes of a state file (header and pickle): for stores that are not
+    files (a Kafka topic).
+
+    Raises
+    ------
+    StateError
+        When ``obj`` cannot be pickled.
+    """
+    header = json.dumps({"kind": kind, "version": version, **_versions()}, sort_keys=True)
+    head = header.encode("utf-8")
+    try:
+        payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # pickle raises PicklingError, TypeError, AttributeError ...
+        raise StateError(f"cannot pickle the {kind!r} state: {exc}") from exc
+    return MAGIC + len(head).to_bytes(_LEN_BYTES, "big") + head + payload
+
+
 def save_state(path: str | os.PathLike[str], obj: Any, *, kind: str, version: int) -> None:
     """Pickle ``obj`` to ``path`` atomically, behind a header naming ``kind`` and ``version``.
 
@@ -60,19 +78,14 @@ def save_state(path: str | os.PathLike[str], obj: Any, *, kind: str, version: in
         When ``obj`` cannot be pickled or the file cannot be written.
     """
     path = Path(path)
-    header = json.dumps({"kind": kind, "version": version, **_versions()}, sort_keys=True)
-    head = header.encode("utf-8")
-    try:
-        payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:  # pickle raises PicklingError, TypeError, AttributeError ...
-        raise StateError(f"cannot pickle the {kind!r} state: {exc}") from exc
+    data = dumps_state(obj, kind=kind, version=version)
     tmp = None
     try:
         # mkstemp creates the file with mode 0o600, in the target's directory so that
         # os.replace is an atomic rename on the same file system.
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(MAGIC + len(head).to_bytes(_LEN_BYTES, "big") + head + payload)
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -94,16 +107,22 @@ def _read(path: Path) -> tuple[dict[str, Any], bytes]:
         data = path.read_bytes()
     except OSError as exc:
         raise StateError(f"cannot read state file {path}: {exc}") from exc
+    return _split(data, f"state file {path}")
+
+
+def _split(data: bytes, source: str) -> tuple[dict[str, Any], bytes]:
     start = len(MAGIC) + _LEN_BYTES
     if not data.startswith(MAGIC) or len(data) < start:
-        raise StateError(f"{path} is not an exfil-detector state file (bad magic)")
+        raise StateError(
+            f"{source.removeprefix('state file ')} is not an exfil-detector state file (bad magic)"
+        )
     n = int.from_bytes(data[len(MAGIC) : start], "big")
     try:
         header = json.loads(data[start : start + n].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StateError(f"state file {path} has a damaged header: {exc}") from exc
+        raise StateError(f"{source} has a damaged header: {exc}") from exc
     if not isinstance(header, dict):
-        raise StateError(f"state file {path} has a damaged header")
+        raise StateError(f"{source} has a damaged header")
     return header, data[start + n :]
 
 
@@ -118,19 +137,30 @@ def load_state(path: str | os.PathLike[str], *, kind: str, version: int) -> Any:
     """
     path = Path(path)
     header, payload = _read(path)
+    return _unpickle(header, payload, kind, version, f"state file {path}")
+
+
+def loads_state(data: bytes, *, kind: str, version: int, source: str) -> Any:
+    """Unpickle what :func:`dumps_state` gave, checking kind and versions first
+    (``source`` names where the bytes came from, for errors)."""
+    header, payload = _split(data, source)
+    return _unpickle(header, payload, kind, version, source)
+
+
+def _unpickle(header: dict[str, Any], payload: bytes, kind: str, version: int, source: str) -> Any:
     if header.get("kind") != kind:
-        raise StateError(f"state file {path} holds {header.get('kind')!r} state, expected {kind!r}")
+        raise StateError(f"{source} holds {header.get('kind')!r} state, expected {kind!r}")
     if header.get("version") != version:
         raise StateError(
-            f"state file {path} is version {header.get('version')} of {kind!r}, this build "
+            f"{source} is version {header.get('version')} of {kind!r}, this build "
             f"reads version {version}; delete it to start learning afresh"
         )
     if header.get("river") != river.__version__:
         raise StateError(
-            f"state file {path} was written with river {header.get('river')}, this is river "
+            f"{source} was written with river {header.get('river')}, this is river "
             f"{river.__version__}; its pickled models may not load correctly"
         )
     try:
         return pickle.loads(payload)
     except Exception as exc:  # unpickling can raise almost anything on a damaged file
-        raise StateError(f"cannot unpickle state file {path}: {exc}") from exc
+        raise StateError(f"cannot unpickle {source}: {exc}") from exc

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer
+from kafka.admin import ConfigResource, KafkaAdminClient
 from kafka_io import produce as _produce
 from kafka_io import read_all as _read_all
 from kafka_io import sample_records as _records
@@ -22,6 +23,7 @@ from kafka_io import topic as _topic
 
 from detector.cli import bundled_sample, bundled_sample_config
 from detector.config import Config, load_config
+from detector.exceptions import StreamingError
 from detector.replay_command import replay_files
 from detector.stream_options import RunSummary, StreamOptions
 from detector.stream_runner import run_stream
@@ -271,3 +273,39 @@ def test_a_second_process_joining_the_group_reads_nothing_twice(
         counts.append(int(line.split()[-1].replace(",", "")))
     assert all(n > 0 for n in counts), counts
     assert sum(counts) == len(records), counts
+
+
+def test_partitions_resume_from_a_compacted_checkpoint_topic(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """Processes that share no directory hand partitions over through a compacted topic:
+    a second process (no state dir) continues where the first stopped, with one
+    uninterrupted run's alerts; a record not signed with the group's key is refused."""
+    key = tmp_path / "id.key"
+    key.write_text("group-shared-key-of-some-length")
+    config = load_config(bundled_sample_config(), {"id_hash_key_file": key})
+    records = [(k, r.encode()) for k, r in _records(bundled_sample())]
+    cut = next(i for i, (_, r) in enumerate(records) if r[:19] >= b"2024-03-06 00:00:00")
+    settings = config.kafka_settings(kafka_broker.bootstrap)
+    whole = _topic(kafka_broker)
+    _produce(kafka_broker, whole, records)
+    once = run_stream(config, settings, _options(whole, tmp_path, state_dir=tmp_path / "one"))
+    split = _topic(kafka_broker)
+    checkpoints = f"{split}-checkpoints"
+    _produce(kafka_broker, split, records[:cut])
+    first = run_stream(config, settings, _options(split, tmp_path, checkpoint_topic=checkpoints))
+    _produce(kafka_broker, split, records[cut:])
+    second = run_stream(config, settings, _options(split, tmp_path, checkpoint_topic=checkpoints))
+    assert first.records == cut and second.records == len(records) - cut
+    assert [a.to_json() for a in second.alerts] == [a.to_json() for a in once.alerts]
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+    try:
+        described = admin.describe_configs([ConfigResource("TOPIC", checkpoints)])
+    finally:
+        admin.close()
+    assert described["topic"][checkpoints]["cleanup.policy"]["value"] == "compact"
+    # a forged checkpoint for partition 0: refused before anything is unpickled
+    _produce(kafka_broker, checkpoints, [(f"{split}/0", b"EXFILCKPT1" + b"\0" * 40)])
+    with pytest.raises(StreamingError, match="not signed with this group's key"):
+        run_stream(config, settings, _options(split, tmp_path, checkpoint_topic=checkpoints))
+

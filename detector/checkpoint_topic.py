@@ -1,0 +1,184 @@
+"""Partition checkpoints in a compacted Kafka topic, for ``run`` processes that share no
+directory (``--checkpoint-topic``).
+
+Each checkpoint (:class:`~detector.stream_checkpoint.PartitionCheckpoint`) is one record
+keyed ``<audit topic>/<partition>``; log compaction keeps the latest per key, so the topic
+stays about as large as the group's state. A process that gets a partition reads the topic
+to its end and takes the partition's latest record.
+
+Checkpoints are pickles, and unpickling runs code: a record is *signed* (HMAC-SHA256 with
+a key derived from the group's ID-hash key, which every process must share anyway:
+``EXFIL_ID_HASH_KEY_FILE``) and one whose signature does not verify is refused. Whoever
+can write the topic without the key cannot make the detector load anything; protect the
+topic with ACLs all the same (it holds per-user behaviour profiles).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import time
+import zlib
+from typing import Any, Final
+
+from detector.exceptions import StreamingError
+from detector.stream_checkpoint import CHECKPOINT_KIND, CHECKPOINT_VERSION, PartitionCheckpoint
+from models.exceptions import StateError
+from models.state import dumps_state, loads_state
+from streams.kafka_settings import KafkaSettings
+
+MAGIC: Final = b"EXFILCKPT1"
+#: Largest checkpoint record (the topic's ``max.message.bytes``, the clients' limits).
+MAX_BYTES: Final = 32 * 1024 * 1024
+_MAC_BYTES: Final = 32
+
+
+def _mac_key(id_key: bytes) -> bytes:
+    return hmac.new(id_key, b"exfil-detector checkpoint signing", hashlib.sha256).digest()
+
+
+class CheckpointTopic:
+    """The checkpoints of one audit topic's partitions in compacted topic ``name``.
+
+    Parameters
+    ----------
+    settings
+        Bootstrap, TLS and SASL of the clients.
+    name
+        The checkpoint topic (created compacted, one partition, when missing).
+    topic
+        The audit topic whose partitions are checkpointed.
+    id_key
+        The group's ID-hash key: the signing key is derived from it.
+    """
+
+    def __init__(self, settings: KafkaSettings, name: str, topic: str, id_key: bytes) -> None:
+        self.settings = settings
+        self.name = name
+        self.topic = topic
+        self._key = _mac_key(id_key)
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._latest: dict[bytes, bytes] = {}
+
+    def _key_of(self, partition: int) -> bytes:
+        return f"{self.topic}/{partition}".encode()
+
+    def _connect(self) -> None:
+        if self._producer is not None:
+            return
+        from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+        from kafka.errors import KafkaError
+
+        try:
+            self._ensure_topic()
+            self._producer = KafkaProducer(
+                acks="all",
+                max_request_size=MAX_BYTES,
+                **self.settings.client_args(),
+            )
+            self._consumer = KafkaConsumer(
+                enable_auto_commit=False,
+                max_partition_fetch_bytes=MAX_BYTES,
+                fetch_max_bytes=2 * MAX_BYTES,
+                **self.settings.client_args(),
+            )
+            tp = TopicPartition(self.name, 0)
+            self._consumer.assign([tp])
+            self._consumer.seek_to_beginning(tp)
+        except KafkaError as exc:
+            raise StreamingError(f"checkpoint topic {self.name}: {exc}") from exc
+
+    def _ensure_topic(self) -> None:
+        from kafka.admin import KafkaAdminClient, NewTopic
+        from kafka.errors import TopicAlreadyExistsError
+
+        admin = KafkaAdminClient(**self.settings.client_args())
+        try:
+            if self.name in admin.list_topics():
+                return
+            brokers = len(admin.describe_cluster().get("brokers", [])) or 1
+            config = {"cleanup.policy": "compact", "max.message.bytes": str(MAX_BYTES)}
+            topic = NewTopic(self.name, 1, min(3, brokers), topic_configs=config)
+            # another process of the group may have made it first
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics([topic])
+        finally:
+            admin.close()
+
+    def save(self, checkpoint: PartitionCheckpoint) -> None:
+        """Write one partition's checkpoint and wait until the broker has it."""
+        from kafka.errors import KafkaError
+
+        self._connect()
+        try:
+            body = zlib.compress(
+                dumps_state(checkpoint, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION), 1
+            )
+        except StateError as exc:
+            raise StreamingError(str(exc)) from exc
+        mac = hmac.new(self._key, body, hashlib.sha256).digest()
+        key = self._key_of(checkpoint.partition)
+        try:
+            self._producer.send(self.name, key=key, value=MAGIC + mac + body).get(timeout=60)
+        except KafkaError as exc:
+            raise StreamingError(
+                f"checkpoint of {self.topic}/{checkpoint.partition} not written to "
+                f"{self.name}: {exc}"
+            ) from exc
+
+    def load(self, partition: int) -> PartitionCheckpoint | None:
+        """The partition's latest checkpoint in the topic, if any."""
+        self._catch_up()
+        value = self._latest.get(self._key_of(partition))
+        if value is None:
+            return None
+        where = f"checkpoint of {self.topic}/{partition} in topic {self.name}"
+        mac, body = value[len(MAGIC) : len(MAGIC) + _MAC_BYTES], value[len(MAGIC) + _MAC_BYTES :]
+        expected = hmac.new(self._key, body, hashlib.sha256).digest()
+        if not value.startswith(MAGIC) or not hmac.compare_digest(mac, expected):
+            raise StreamingError(
+                f"{where} is not signed with this group's key (EXFIL_ID_HASH_KEY_FILE): "
+                "refused, unpickling it could run any code"
+            )
+        try:
+            checkpoint = loads_state(
+                zlib.decompress(body),
+                kind=CHECKPOINT_KIND,
+                version=CHECKPOINT_VERSION,
+                source=where,
+            )
+        except (StateError, zlib.error) as exc:
+            raise StreamingError(f"cannot resume partition {partition}: {exc}") from exc
+        if not isinstance(checkpoint, PartitionCheckpoint) or checkpoint.partition != partition:
+            raise StreamingError(f"{where} holds something else")
+        return checkpoint
+
+    def _catch_up(self) -> None:
+        """Read the topic to its current end (the latest record of each key wins)."""
+        from kafka import TopicPartition
+        from kafka.errors import KafkaError
+
+        self._connect()
+        tp = TopicPartition(self.name, 0)
+        try:
+            end = self._consumer.end_offsets([tp])[tp]
+            deadline = time.monotonic() + 120
+            while self._consumer.position(tp) < end:
+                if time.monotonic() > deadline:
+                    raise StreamingError(f"checkpoint topic {self.name}: not read to its end")
+                for records in self._consumer.poll(timeout_ms=1000).values():
+                    for r in records:
+                        if r.value is None:  # a tombstone
+                            self._latest.pop(r.key, None)
+                        else:
+                            self._latest[r.key] = r.value
+        except KafkaError as exc:
+            raise StreamingError(f"cannot read checkpoint topic {self.name}: {exc}") from exc
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+            self._consumer.close()
+            self._producer = self._consumer = None
