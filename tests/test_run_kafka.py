@@ -308,4 +308,3 @@ def test_partitions_resume_from_a_compacted_checkpoint_topic(
     _produce(kafka_broker, checkpoints, [(f"{split}/0", b"EXFILCKPT1" + b"\0" * 40)])
     with pytest.raises(StreamingError, match="not signed with this group's key"):
         run_stream(config, settings, _options(split, tmp_path, checkpoint_topic=checkpoints))
-
