@@ -102,26 +102,35 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(
     assert 0 < summary.counts["statements"] < whole.counts["statements"]
 
 
+def _stop_and_restart(broker: KafkaBroker, config: Config, tmp_path: Path, **store: object) -> str:
+    """One uninterrupted run of the sample, and one stopped at midnight of 6 March and
+    started again (checkpoints in ``store``): the same alerts, every record read once;
+    the topic of the second."""
+    records = [(k, r.encode()) for k, r in _records(bundled_sample())]
+    cut = next(i for i, (_, r) in enumerate(records) if r[:19] >= b"2024-03-06 00:00:00")
+    settings = config.kafka_settings(broker.bootstrap)
+    whole = _topic(broker)
+    _produce(broker, whole, records)
+    once = run_stream(config, settings, _options(whole, tmp_path, state_dir=tmp_path / "one"))
+    split = _topic(broker)
+    _produce(broker, split, records[:cut])
+    first = run_stream(config, settings, _options(split, tmp_path, **store))
+    _produce(broker, split, records[cut:])
+    second = run_stream(config, settings, _options(split, tmp_path, **store))
+    assert first.records == cut
+    assert second.records == len(records) - cut  # nothing read twice, nothing skipped
+    assert [a.to_json() for a in second.alerts] == [a.to_json() for a in once.alerts]
+    return split
+
+
 def test_a_restarted_detector_continues_from_its_checkpoint(
     kafka_broker: KafkaBroker, config: Config, tmp_path: Path
 ) -> None:
     """Stopped at midnight and started again on the same state dir, the detector ends with
     the alerts of one uninterrupted run; the group's committed offsets are the saved ones."""
-    records = [(k, r.encode()) for k, r in _records(bundled_sample())]
-    cut = next(i for i, (_, r) in enumerate(records) if r[:19] >= b"2024-03-06 00:00:00")
-    settings = config.kafka_settings(kafka_broker.bootstrap)
-    whole = _topic(kafka_broker)
-    _produce(kafka_broker, whole, records)
-    once = run_stream(config, settings, _options(whole, tmp_path, state_dir=tmp_path / "one"))
-    split = _topic(kafka_broker)
     state = tmp_path / "split"
-    _produce(kafka_broker, split, records[:cut])
-    first = run_stream(config, settings, _options(split, tmp_path, state_dir=state))
-    assert first.records == cut and any(state.glob("partitions/*.bin"))
-    _produce(kafka_broker, split, records[cut:])
-    second = run_stream(config, settings, _options(split, tmp_path, state_dir=state))
-    assert second.records == len(records) - cut  # nothing read twice, nothing skipped
-    assert [a.to_json() for a in second.alerts] == [a.to_json() for a in once.alerts]
+    split = _stop_and_restart(kafka_broker, config, tmp_path, state_dir=state)
+    assert any(state.glob("partitions/*.bin"))
     consumer = KafkaConsumer(bootstrap_servers=kafka_broker.bootstrap, group_id=f"g-{split}")
     try:
         parts = consumer.partitions_for_topic(split)
@@ -284,20 +293,9 @@ def test_partitions_resume_from_a_compacted_checkpoint_topic(
     key = tmp_path / "id.key"
     key.write_text("group-shared-key-of-some-length")
     config = load_config(bundled_sample_config(), {"id_hash_key_file": key})
-    records = [(k, r.encode()) for k, r in _records(bundled_sample())]
-    cut = next(i for i, (_, r) in enumerate(records) if r[:19] >= b"2024-03-06 00:00:00")
+    checkpoints = f"{uuid.uuid4().hex[:8]}-checkpoints"
+    split = _stop_and_restart(kafka_broker, config, tmp_path, checkpoint_topic=checkpoints)
     settings = config.kafka_settings(kafka_broker.bootstrap)
-    whole = _topic(kafka_broker)
-    _produce(kafka_broker, whole, records)
-    once = run_stream(config, settings, _options(whole, tmp_path, state_dir=tmp_path / "one"))
-    split = _topic(kafka_broker)
-    checkpoints = f"{split}-checkpoints"
-    _produce(kafka_broker, split, records[:cut])
-    first = run_stream(config, settings, _options(split, tmp_path, checkpoint_topic=checkpoints))
-    _produce(kafka_broker, split, records[cut:])
-    second = run_stream(config, settings, _options(split, tmp_path, checkpoint_topic=checkpoints))
-    assert first.records == cut and second.records == len(records) - cut
-    assert [a.to_json() for a in second.alerts] == [a.to_json() for a in once.alerts]
     admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
     try:
         described = admin.describe_configs([ConfigResource("TOPIC", checkpoints)])
