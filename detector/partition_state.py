@@ -59,9 +59,14 @@ def export_part(state: DetectorState, key: int, *, drop: bool) -> PartShard:
     users = sorted(part.users)
     wanted = pl.Series(users, dtype=pl.String).implode()
     mine = [f.filter(pl.col("user").is_in(wanted)) for f in state.to_learn]
+    if part.windows is state.windows:  # in step: the partition's users' share of them
+        windows = part.windows.take_users(part.users, drop=drop)
+    else:
+        windows = part.windows if drop else copy.deepcopy(part.windows)
+    seen = part.seen if drop else copy.deepcopy(part.seen)
     shard = PartShard(
         key=key,
-        part=part if drop else copy.deepcopy(part),
+        part=PartState(seen, windows, part.pending, set(part.users)),
         users=take_users(state.scorer, users),
         alerts=state.book.take_users(users, drop=drop),
         to_learn=[f for f in mine if f.height],
@@ -90,16 +95,18 @@ def import_part(state: DetectorState, shard: PartShard) -> None:
         state.started = (
             shard.started if state.started is None else min(state.started, shard.started)
         )
-    clocks = [
-        p.windows.max_time_
-        for k, p in state.parts.items()
-        if k not in state.out_of_step and getattr(p.windows, "max_time_", None) is not None
-    ]
-    now = max(clocks) if clocks else None
-    clock = getattr(shard.part.windows, "max_time_", None)
-    if now is not None and clock is not None and clock != now:
+    part = shard.part
+    in_step = [k for k in state.parts if k not in state.out_of_step]
+    now = None if state.windows is None or not in_step else state.windows.max_time_
+    clock = part.windows.max_time_
+    if not in_step:  # the first partition here (or all others are out of step): it leads
+        state.windows = part.windows  # the old one holds no partition's windows
+    elif now is None or clock is None or clock == now:
+        state.windows.put(part.windows)  # type: ignore[union-attr]
+        part.windows = state.windows  # type: ignore[assignment]
+    else:
         state.out_of_step[shard.key] = clock < now
-    state.parts[shard.key] = shard.part
+    state.parts[shard.key] = part
     put_users(state.scorer, shard.users)
     state.book.put(shard.alerts)
     state.to_learn += shard.to_learn

@@ -62,6 +62,8 @@ class PartState:
     process that owns the partition next (:mod:`detector.partition_state`)."""
 
     seen: SeenSets
+    #: the partition's windows: the process's (``DetectorState.windows``, shared by every
+    #: partition in step, so a batch is windowed once) or, out of step, its own
     windows: WindowAggregator
     pending: pl.DataFrame | None = None
     users: set[str] = field(default_factory=set)
@@ -81,6 +83,7 @@ class DetectorState:
 
     id_key: bytes
     parts: dict[int, PartState] = field(default_factory=dict)
+    windows: WindowAggregator | None = None
     out_of_step: dict[int, bool] = field(default_factory=dict)
     scorer: Scorer = field(default_factory=Scorer)
     budgets: dict[str, AlertBudget] = field(default_factory=dict)
@@ -93,21 +96,29 @@ class DetectorState:
     def count(self, name: str, n: int) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
 
+    def aggregators(self) -> list[WindowAggregator]:
+        """The window aggregators in use: the process's, and those of partitions out of
+        step."""
+        found = {} if self.windows is None else {id(self.windows): self.windows}
+        for part in self.parts.values():
+            found.setdefault(id(part.windows), part.windows)
+        return list(found.values())
+
     @property
     def late_events(self) -> int:
         """Events that arrived after their window had closed (counted, never dropped)."""
-        return sum(getattr(p.windows, "late_events_", 0) for p in self.parts.values())
+        return sum(getattr(w, "late_events_", 0) for w in self.aggregators())
 
     @property
     def max_time(self) -> dt.datetime | None:
         """The latest event time seen in any partition."""
-        times = [c for p in self.parts.values() if (c := _clock(p)) is not None]
+        times = [c for w in self.aggregators() if (c := _clock(w)) is not None]
         return max(times) if times else None
 
 
-def _clock(part: PartState) -> dt.datetime | None:
-    part.windows._state()
-    return part.windows.max_time_
+def _clock(windows: WindowAggregator) -> dt.datetime | None:
+    windows._state()
+    return windows.max_time_
 
 
 class Pipeline:
@@ -162,14 +173,20 @@ class Pipeline:
 
     # -- per batch ---------------------------------------------------------------------
 
+    def windows(self) -> WindowAggregator:
+        """The process's windows, shared by every partition in step."""
+        st = self.state
+        if st.windows is None:
+            st.windows = WindowAggregator(
+                lateness=self.config.lateness_seconds, so_far=self.config.so_far
+            )
+        return st.windows
+
     def part(self, key: int) -> PartState:
         """The open state of input partition ``key`` (new when first seen)."""
         part = self.state.parts.get(key)
         if part is None:
-            windows = WindowAggregator(
-                lateness=self.config.lateness_seconds, so_far=self.config.so_far
-            )
-            part = self.state.parts[key] = PartState(SeenSets(), windows)
+            part = self.state.parts[key] = PartState(SeenSets(), self.windows())
         return part
 
     def process(self, events: pl.DataFrame, parts: pl.Series | None = None) -> list[Alert]:
@@ -190,51 +207,61 @@ class Pipeline:
         if st.started is None:
             st.started = signals["event_time"].min()  # type: ignore[assignment]
         if parts is None:
-            by_part = {0: signals}
+            by_part = {0: signals.with_row_index("_row")}
         else:
-            split = signals.partition_by("_part", as_dict=True, include_key=False)
+            split = signals.with_row_index("_row").partition_by(
+                "_part", as_dict=True, include_key=False
+            )
             by_part = {int(k[0]): v for k, v in sorted(split.items())}  # type: ignore[call-overload]
+        # first sightings per partition (they move with it); windows per aggregator, once
+        # for all partitions in step, in the batch's order
+        marked: dict[int, list[pl.DataFrame]] = {}
         for key, part_signals in by_part.items():
             part = self.part(key)
-            marked = part.seen.mark(part_signals)
-            part.users.update(marked["user"].unique().to_list())
-            part.windows.add(marked)
-            single = statement_rows(marked, self.config.statement_min_rows)
+            rows = part.seen.mark(part_signals)
+            part.users.update(rows["user"].unique().to_list())
+            marked.setdefault(id(part.windows), []).append(rows)
+            single = statement_rows(rows.drop("_row"), self.config.statement_min_rows)
             if single.height:
                 part.pending = single if part.pending is None else pl.concat([part.pending, single])
+        for windows in st.aggregators():
+            frames = marked.get(id(windows))
+            if frames:
+                windows.add(pl.concat(frames).sort("_row").drop("_row"))
         self._sync()
-        closed = [p.windows.advance() for p in st.parts.values()]
+        closed = [w.advance() for w in st.aggregators()]
         return self._decide(pl.concat(closed), self._watermark())
 
     def _sync(self) -> None:
-        """One clock for the partitions in step (the file's, in replay); one taken over
-        out of step keeps its own until the clocks meet."""
+        """A partition out of step joins the process's windows when the clocks meet."""
         st = self.state
+        main = self.windows()
         if st.out_of_step and len(st.out_of_step) == len(st.parts):
-            # the one furthest behind leads: no one's events become late
-            lead = min(st.out_of_step, key=lambda k: _clock(st.parts[k]) or _EPOCH)
+            # every partition was taken over: the one furthest behind leads (no one's
+            # events become late)
+            lead = min(st.out_of_step, key=lambda k: _clock(st.parts[k].windows) or _EPOCH)
             del st.out_of_step[lead]
-        clocks = [c for k, p in st.parts.items() if k not in st.out_of_step and (c := _clock(p))]
-        now = max(clocks) if clocks else None
+            main = st.windows = st.parts[lead].windows
+        now = _clock(main)
         if now is None:
             return
         for key, behind in list(st.out_of_step.items()):
-            clock = _clock(st.parts[key])
+            part = st.parts[key]
+            clock = _clock(part.windows)
             if clock is None or (clock >= now if behind else now >= clock):
                 del st.out_of_step[key]
-        for key, part in st.parts.items():
-            if key not in st.out_of_step:
-                part.windows.catch_up(now)
+                main.put(part.windows)
+                part.windows = main
 
     def _watermark(self) -> dt.datetime | None:
         """Event time up to which every partition is complete."""
-        marks = [m for p in self.state.parts.values() if (m := p.windows.watermark) is not None]
+        marks = [m for w in self.state.aggregators() if (m := w.watermark) is not None]
         return min(marks) if marks else None
 
     def finish(self) -> list[Alert]:
         """Close every open window and decide everything left (end of input, no state)."""
         st = self.state
-        closed = [p.windows.flush() for p in st.parts.values()]
+        closed = [w.flush() for w in st.aggregators()]
         alerts = self._decide(
             pl.concat(closed) if closed else pl.DataFrame(schema=WINDOW_SCHEMA), None
         )

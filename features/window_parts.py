@@ -159,6 +159,20 @@ class OpenWindows:
             OpenWindows(sums[1], {n: f[1] for n, f in sets.items()}, evidence[1]),
         )
 
+    def take(self, users: pl.Series) -> tuple[OpenWindows, OpenWindows]:
+        """(the windows of ``users``, the others'): users moving to another process."""
+        mine = pl.col("user").is_in(users.implode())
+
+        def part(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+            return frame.filter(mine), frame.filter(~mine)
+
+        sums, evidence = part(self.sums), part(self.evidence)
+        sets = {name: part(frame) for name, frame in self.sets.items()}
+        return (
+            OpenWindows(sums[0], {n: f[0] for n, f in sets.items()}, evidence[0]),
+            OpenWindows(sums[1], {n: f[1] for n, f in sets.items()}, evidence[1]),
+        )
+
     def close(self, scale: str, every: dt.timedelta) -> pl.DataFrame:
         """The window-frame rows of these windows."""
         frame = self.sums

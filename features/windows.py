@@ -128,6 +128,36 @@ class WindowAggregator:
         if time is not None and (self.max_time_ is None or time > self.max_time_):
             self.max_time_ = time
 
+    def take_users(self, users: set[str], *, drop: bool) -> WindowAggregator:
+        """The open windows of ``users`` as an aggregator of their own, on this one's
+        clock (taken out of this one when ``drop``): users moving to another process."""
+        self._state()
+        names = pl.Series(sorted(users), dtype=pl.String)
+        out = WindowAggregator(self.scales, self.lateness, self.so_far)
+        out._state()
+        out.closed_upto_ = dict(self.closed_upto_)
+        out.max_time_ = self.max_time_
+        for mine, theirs in ((self.open_, out.open_), (self.so_far_, out.so_far_)):
+            for scale, windows in list(mine.items()):
+                taken, rest = windows.take(names)
+                theirs[scale] = taken
+                if drop:
+                    mine[scale] = rest
+        return out
+
+    def put(self, other: WindowAggregator) -> None:
+        """Take over ``other``'s open windows (other users', on the same clock)."""
+        self._state()
+        other._state()
+        for mine, theirs in ((self.open_, other.open_), (self.so_far_, other.so_far_)):
+            for scale, windows in theirs.items():
+                mine[scale] = mine[scale].merge(windows) if scale in mine else windows
+        for scale, upto in other.closed_upto_.items():
+            prev = self.closed_upto_.get(scale)
+            self.closed_upto_[scale] = upto if prev is None else max(prev, upto or prev)
+        self.catch_up(other.max_time_)
+        self.late_events_ += other.late_events_
+
     def add(self, events: pl.DataFrame) -> None:
         """Merge one batch of marked events (in log order) into the open windows."""
         state = self._state()
