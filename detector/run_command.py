@@ -26,6 +26,9 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",
                    help="stop once every partition has been caught up this long")  # fmt: skip
     r.add_argument("--checkpoint-seconds", type=float, default=30.0)
+    r.add_argument("--poll-records", type=int, default=200_000, metavar="N",
+                   help="most records judged per loop turn (larger: faster catch-up, "
+                   "more memory)")  # fmt: skip
     r.add_argument("--session-timeout", type=float, default=45.0, metavar="SECONDS",
                    help="a process silent this long (killed, hung) loses its partitions to "
                    "the group's others (Kafka's session.timeout.ms)")  # fmt: skip
@@ -60,6 +63,7 @@ def run_command(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         checkpoint_seconds=args.checkpoint_seconds,
         close_at_end=True if args.close_at_end else None,
         session_timeout=args.session_timeout,
+        poll_records=args.poll_records,
         instance_id=args.instance_id,
         checkpoint_topic=args.checkpoint_topic,
     )

@@ -193,6 +193,7 @@ class _Runner:
         started = time.perf_counter()
         seeked = self.seeked
         while not self.stop.event.is_set():
+            turn = time.perf_counter() - started
             polled = self.consumer.poll(timeout_ms=200)
             assigned = {tp.partition for tp in self.consumer.assignment()}
             self._share(assigned)
@@ -212,7 +213,7 @@ class _Runner:
             idle = self._idle(assigned)
             self._judge(self.state.merge.release(sorted(assigned)))
             if self.options.measure:
-                self._measure(stamps, assigned, started)
+                self._measure(stamps, assigned, started, turn)
             if time.monotonic() - self.last_checkpoint >= self.options.checkpoint_seconds:
                 self._checkpoint()
             until = self.options.until_idle
@@ -222,7 +223,7 @@ class _Runner:
         self.summary.seconds = time.perf_counter() - started
         return self.summary
 
-    def _measure(self, stamps: list[int], assigned: set[int], started: float) -> None:
+    def _measure(self, stamps: list[int], assigned: set[int], started: float, turn: float) -> None:
         now_ms = time.time() * 1000.0
         self.summary.latency_ms += [now_ms - t for t in stamps]
         behind = 0
@@ -232,8 +233,8 @@ class _Runner:
                 behind += max(0, high - self.state.offsets.get(p, 0))
         now = time.perf_counter() - started
         self.summary.lag.append((now, behind))
-        if stamps:
-            first = now if self.summary.busy is None else self.summary.busy[0]
+        if stamps:  # from the start of the first turn that read (its poll decoded them)
+            first = turn if self.summary.busy is None else self.summary.busy[0]
             self.summary.busy = (first, now)
 
     def _consume(self, partition: int, records: Sequence[Any]) -> None:
