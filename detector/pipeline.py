@@ -58,8 +58,9 @@ def _so_far(items: pl.DataFrame) -> np.ndarray:
 class PartState:
     """What one input partition's users hold open: first-seen sets, windows, big
     statements waiting for the watermark. Users are keyed to one partition (``ship`` and
-    production shippers key records by user), so a partition's part moves whole to the
-    process that owns the partition next (:mod:`detector.partition_state`)."""
+    production shippers key records by user), so a partition's part moves to the process
+    that owns the partition next (:mod:`detector.partition_state`): whole, except its
+    windows, which are its users' share of the aggregator it uses."""
 
     seen: SeenSets
     #: the partition's windows: the process's (``DetectorState.windows``, shared by every
