@@ -103,3 +103,28 @@ def test_users_do_not_mix() -> None:
     assert mine.equals(expected.sort(order).drop("evidence"))
     days = got.filter(pl.col("user") == "d99", pl.col("scale") == "1d")
     assert days["subjects"].to_list() == [3.0, 4.0, 4.0]  # 09:00-10:00, then 11:00-12:00
+
+
+def test_a_users_windows_move_to_another_aggregator_and_close_the_same() -> None:
+    """A user's open windows (and their hour/day so far) taken out of one aggregator and
+    put into another on the same clock close exactly as if they had stayed."""
+    first, rest = events(*LOOKUPS[:3]), events(*LOOKUPS[3:])
+    other = first.with_columns(user=pl.lit("k02"))
+    stayed = WindowAggregator(lateness=0)
+    stayed.add(pl.concat([first, other]))
+    early = stayed.advance()
+    stayed.add(rest)
+    expected = pl.concat([early, stayed.advance(), stayed.flush()])
+    source = WindowAggregator(lateness=0)
+    source.add(pl.concat([first, other]))
+    assert source.advance().equals(early)
+    moved = source.take_users({"d07"}, drop=True)
+    target = WindowAggregator(lateness=0)
+    target.add(other.with_columns(user=pl.lit("x99")))  # someone of its own
+    target.advance()
+    target.put(moved)
+    target.add(rest)
+    got = pl.concat([target.advance(), target.flush()]).filter(pl.col("user") == "d07")
+    assert got.equals(expected.slice(early.height).filter(pl.col("user") == "d07"))
+    left = pl.concat([source.advance(), source.flush()])
+    assert set(left["user"]) == {"k02"}  # nothing of d07 stayed behind
