@@ -36,6 +36,20 @@ from models.calibration import AlertBudget
 
 
 @dataclass
+class ProcessModels:
+    """A copy of what a process learned from all its users (the same for every shard a
+    checkpoint round writes: made once per round)."""
+
+    shared: SharedModels
+    budgets: dict[str, AlertBudget]
+
+
+def process_models(state: DetectorState) -> ProcessModels:
+    """A copy of ``state``'s process-wide models and budgets."""
+    return ProcessModels(shared_models(state.scorer), copy.deepcopy(state.budgets))
+
+
+@dataclass
 class PartShard:
     """What a partition's users hold in a detector (picklable)."""
 
@@ -46,13 +60,15 @@ class PartShard:
     to_learn: list[pl.DataFrame]
     started: dt.datetime | None
     learn_epoch: dt.datetime | None
-    shared: SharedModels
-    budgets: dict[str, AlertBudget]
+    models: ProcessModels
 
 
-def export_part(state: DetectorState, key: int, *, drop: bool) -> PartShard:
+def export_part(
+    state: DetectorState, key: int, *, drop: bool, models: ProcessModels | None = None
+) -> PartShard:
     """Partition ``key``'s share of ``state``: a copy (a checkpoint), or taken out
-    (``drop``: the partition is leaving this process)."""
+    (``drop``: the partition is leaving this process); ``models``: the process-wide
+    models' copy, when the caller made it already."""
     part = state.parts.get(key)
     if part is None:
         raise DetectorError(f"partition {key} has no state here")
@@ -72,8 +88,7 @@ def export_part(state: DetectorState, key: int, *, drop: bool) -> PartShard:
         to_learn=[f for f in mine if f.height],
         started=state.started,
         learn_epoch=state.learn_epoch,
-        shared=shared_models(state.scorer),
-        budgets=copy.deepcopy(state.budgets),
+        models=process_models(state) if models is None else models,
     )
     if drop:
         del state.parts[key]
@@ -87,9 +102,9 @@ def import_part(state: DetectorState, shard: PartShard) -> None:
     until it meets this process's (see :class:`~detector.pipeline.DetectorState`)."""
     if shard.key in state.parts:
         raise DetectorError(f"partition {shard.key} already has state here")
-    if adopt_shared(state.scorer, shard.shared):
+    if adopt_shared(state.scorer, shard.models.shared):
         # nothing learned here yet: the sender's budgets and epoch clock too
-        state.budgets = copy.deepcopy(shard.budgets)
+        state.budgets = copy.deepcopy(shard.models.budgets)
         state.learn_epoch = shard.learn_epoch
     if shard.started is not None:
         state.started = (
@@ -100,7 +115,7 @@ def import_part(state: DetectorState, shard: PartShard) -> None:
     now = None if state.windows is None or not in_step else state.windows.max_time_
     clock = part.windows.max_time_
     if not in_step:  # the first partition here (or all others are out of step): it leads
-        state.windows = part.windows  # the old one holds no partition's windows
+        state.lead(part.windows)  # the old one holds no partition's windows
     elif now is None or clock is None or clock == now:
         state.windows.put(part.windows)  # type: ignore[union-attr]
         part.windows = state.windows  # type: ignore[assignment]

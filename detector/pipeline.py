@@ -105,6 +105,15 @@ class DetectorState:
             found.setdefault(id(part.windows), part.windows)
         return list(found.values())
 
+    def lead(self, windows: WindowAggregator) -> None:
+        """Make ``windows`` the process's (no partition in step is left on the old one);
+        the partitions out of step are then behind or ahead of its clock."""
+        self.windows = windows
+        now = _clock(windows)
+        for key in self.out_of_step:
+            clock = _clock(self.parts[key].windows)
+            self.out_of_step[key] = now is not None and clock is not None and clock < now
+
     @property
     def late_events(self) -> int:
         """Events that arrived after their window had closed (counted, never dropped)."""
@@ -242,7 +251,8 @@ class Pipeline:
             # events become late)
             lead = min(st.out_of_step, key=lambda k: _clock(st.parts[k].windows) or _EPOCH)
             del st.out_of_step[lead]
-            main = st.windows = st.parts[lead].windows
+            st.lead(st.parts[lead].windows)
+            main = st.parts[lead].windows
         now = _clock(main)
         if now is None:
             return

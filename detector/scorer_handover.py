@@ -121,6 +121,7 @@ def adopt_shared(scorer: Scorer, shared: SharedModels) -> bool:
     scorer._init()
     if scorer.users():
         return False
+    shared = copy.deepcopy(shared)  # shards of one checkpoint round share one copy
     scorer.groups_ = dict(shared.groups)
     scorer.peers_ = shared.peers  # type: ignore[assignment]
     scorer.peer_hours_ = shared.peer_hours  # type: ignore[assignment]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from detector.partition_state import export_part, import_part
+from detector.partition_state import ProcessModels, export_part, import_part, process_models
 from detector.pipeline import DetectorState
 from detector.stream_checkpoint import CheckpointStore, PartitionCheckpoint
 from streams.file_source import SourceOptions
@@ -72,7 +72,7 @@ class OwnedPartitions:
         self.offsets[partition] = checkpoint.offset
         return checkpoint.offset
 
-    def save(self, partition: int, *, drop: bool) -> None:
+    def save(self, partition: int, *, drop: bool, models: ProcessModels | None = None) -> None:
         """Checkpoint one partition (``drop``: its users' state leaves this process)."""
         owned = partition in self.detector.parts
         if self.store is None:
@@ -84,21 +84,23 @@ class OwnedPartitions:
         if stream is None or offset is None:
             return  # nothing read here: the group's offset says it all
         queue, complete = self.merge.held(partition)
-        shard = export_part(self.detector, partition, drop=drop) if owned else None
+        shard = export_part(self.detector, partition, drop=drop, models=models) if owned else None
         self.store.save(
             PartitionCheckpoint(self.topic, partition, offset, stream, queue, complete, shard)
         )
 
     def save_all(self) -> None:
         """Checkpoint every partition owned (copies: they stay)."""
+        models = process_models(self.detector) if self.store is not None else None
         for partition in sorted(self.partitions):
-            self.save(partition, drop=False)
+            self.save(partition, drop=False, models=models)
 
     def leave(self, partitions: Iterable[int]) -> dict[int, int]:
         """Checkpoint leaving partitions and forget them; their next offsets (to commit)."""
         partitions = sorted(set(partitions))
+        models = process_models(self.detector) if self.store is not None else None
         for partition in partitions:
-            self.save(partition, drop=True)
+            self.save(partition, drop=True, models=models)
         self.merge.drop(partitions)  # saved with their checkpoints
         leaving = {p: self.offsets.pop(p) for p in partitions if p in self.offsets}
         for partition in partitions:
