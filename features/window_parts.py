@@ -147,24 +147,19 @@ class OpenWindows:
 
     def split(self, last_start: dt.datetime | None) -> tuple[OpenWindows, OpenWindows]:
         """(windows starting at or before ``last_start``, the rest); all when ``None``."""
-        done = pl.lit(True) if last_start is None else pl.col("window_start") <= last_start
-
-        def part(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-            return frame.filter(done), frame.filter(~done)
-
-        sums, evidence = part(self.sums), part(self.evidence)
-        sets = {name: part(frame) for name, frame in self.sets.items()}
-        return (
-            OpenWindows(sums[0], {n: f[0] for n, f in sets.items()}, evidence[0]),
-            OpenWindows(sums[1], {n: f[1] for n, f in sets.items()}, evidence[1]),
+        return self._divide(
+            pl.lit(True) if last_start is None else pl.col("window_start") <= last_start
         )
 
     def take(self, users: pl.Series) -> tuple[OpenWindows, OpenWindows]:
         """(the windows of ``users``, the others'): users moving to another process."""
-        mine = pl.col("user").is_in(users.implode())
+        return self._divide(pl.col("user").is_in(users.implode()))
+
+    def _divide(self, mask: pl.Expr) -> tuple[OpenWindows, OpenWindows]:
+        """(the rows ``mask`` keeps, the others) of every frame."""
 
         def part(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-            return frame.filter(mine), frame.filter(~mine)
+            return frame.filter(mask), frame.filter(~mask)
 
         sums, evidence = part(self.sums), part(self.evidence)
         sets = {name: part(frame) for name, frame in self.sets.items()}
