@@ -140,7 +140,8 @@ def test_a_killed_process_restarted_under_its_id_changes_no_alert(
     replacement = _consumed(killed.outs[-1][0])
     assert 0 < replacement < sum(_consumed(out) for out, _ in clean.outs)
     assert len(clean.alerts) >= 10
-    assert killed.alerts == clean.alerts  # the same ids, at the same final revisions
+    summaries = "\n".join(out for out, _ in killed.outs)  # shown when it fails
+    assert killed.alerts == clean.alerts, summaries  # same ids, same final revisions
 
 
 def test_a_killed_process_s_partitions_resume_on_the_survivors(
