@@ -11,6 +11,17 @@ a key derived from the group's ID-hash key, which every process must share anywa
 ``EXFIL_ID_HASH_KEY_FILE``) and one whose signature does not verify is refused. Whoever
 can write the topic without the key cannot make the detector load anything; protect the
 topic with ACLs all the same (it holds per-user behaviour profiles).
+
+**Fencing is best-effort here.** A record carries the epoch its process claimed the
+partition at in an ``epoch`` header, covered by the signature; a claim is one above the
+partition's latest signed record (nothing is written: two processes claiming between two
+saves get the same epoch). Before producing, a save reads the topic to its end and refuses
+(:class:`~detector.exceptions.CheckpointFenced`) when the partition's latest signed record
+has a newer epoch. A topic has no compare-and-set: a record another process produces
+between that read and this save is not seen, and compaction keeps whichever came last.
+The fence stops an evicted process's saves from the first one after the new owner's first
+checkpoint, not a save racing it; the checkpoint directory's fence is exact
+(:class:`~detector.stream_checkpoint.CheckpointDir`).
 """
 
 from __future__ import annotations
@@ -23,7 +34,12 @@ import zlib
 from typing import Any, Final
 
 from detector.exceptions import StreamingError
-from detector.stream_checkpoint import CHECKPOINT_KIND, CHECKPOINT_VERSION, PartitionCheckpoint
+from detector.stream_checkpoint import (
+    CHECKPOINT_KIND,
+    CHECKPOINT_VERSION,
+    PartitionCheckpoint,
+    fenced,
+)
 from models.exceptions import StateError
 from models.state import dumps_state, loads_state
 from streams.kafka_settings import KafkaSettings
@@ -32,10 +48,24 @@ MAGIC: Final = b"EXFILCKPT1"
 #: Largest checkpoint record (the topic's ``max.message.bytes``, the clients' limits).
 MAX_BYTES: Final = 32 * 1024 * 1024
 _MAC_BYTES: Final = 32
+#: The record header holding the epoch the saving process claimed (ASCII decimal).
+EPOCH_HEADER: Final = "epoch"
 
 
 def _mac_key(id_key: bytes) -> bytes:
     return hmac.new(id_key, b"exfil-detector checkpoint signing", hashlib.sha256).digest()
+
+
+def _epoch(headers: list[tuple[str, bytes]] | None) -> int | None:
+    """The epoch a record's headers name (``None``: none, as in an older build's
+    records, or not a number: such a record does not verify)."""
+    for name, value in headers or ():
+        if name == EPOCH_HEADER:
+            try:
+                return int(value)
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 class CheckpointTopic:
@@ -60,10 +90,28 @@ class CheckpointTopic:
         self._key = _mac_key(id_key)
         self._producer: Any = None
         self._consumer: Any = None
-        self._latest: dict[bytes, bytes] = {}
+        #: each key's latest record: its epoch header and its value
+        self._latest: dict[bytes, tuple[int | None, bytes]] = {}
 
     def _key_of(self, partition: int) -> bytes:
         return f"{self.topic}/{partition}".encode()
+
+    def _mac(self, epoch: int | None, body: bytes) -> bytes:
+        # the epoch is signed with the body: a forged header cannot fence a partition
+        # (``None``: an older build's record, signed without one)
+        mac = hmac.new(self._key, digestmod=hashlib.sha256)
+        if epoch is not None:
+            mac.update(b"epoch=%d\n" % epoch)
+        mac.update(body)
+        return mac.digest()
+
+    def _verified(self, epoch: int | None, value: bytes) -> bytes | None:
+        """The body of a record whose signature verifies (never empty), else ``None``."""
+        if not value.startswith(MAGIC):
+            return None
+        mac, body = value[len(MAGIC) : len(MAGIC) + _MAC_BYTES], value[len(MAGIC) + _MAC_BYTES :]
+        verified = body and hmac.compare_digest(mac, self._mac(epoch, body))
+        return body if verified else None
 
     def _connect(self) -> None:
         if self._producer is not None:
@@ -108,36 +156,57 @@ class CheckpointTopic:
             admin.close()
 
     def save(self, checkpoint: PartitionCheckpoint) -> None:
-        """Write one partition's checkpoint and wait until the broker has it."""
+        """Write one partition's checkpoint and wait until the broker has it.
+
+        Raises
+        ------
+        CheckpointFenced
+            The partition's latest signed record has a newer epoch than
+            ``checkpoint`` (best-effort: see the module's docstring); nothing is written.
+        StreamingError
+            The topic cannot be read or the record was not acknowledged.
+        """
         from kafka.errors import KafkaError
 
-        self._connect()
+        partition, epoch = checkpoint.partition, checkpoint.epoch
+        key = self._key_of(partition)
+        self._catch_up()
+        stored, value = self._latest.get(key, (None, b""))
+        # a record that does not verify fences nothing (loading refuses it): this replaces it
+        if stored is not None and stored > epoch and self._verified(stored, value):
+            raise fenced(self.topic, partition, stored, epoch)
         try:
             body = zlib.compress(
                 dumps_state(checkpoint, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION), 1
             )
         except StateError as exc:
             raise StreamingError(str(exc)) from exc
-        mac = hmac.new(self._key, body, hashlib.sha256).digest()
-        key = self._key_of(checkpoint.partition)
+        value = MAGIC + self._mac(epoch, body) + body
+        headers = [(EPOCH_HEADER, str(epoch).encode())]
         try:
-            self._producer.send(self.name, key=key, value=MAGIC + mac + body).get(timeout=60)
+            self._producer.send(self.name, key=key, value=value, headers=headers).get(timeout=60)
         except KafkaError as exc:
             raise StreamingError(
-                f"checkpoint of {self.topic}/{checkpoint.partition} not written to "
-                f"{self.name}: {exc}"
+                f"checkpoint of {self.topic}/{partition} not written to {self.name}: {exc}"
             ) from exc
+
+    def claim(self, partition: int) -> int:
+        """One above the epoch of the partition's latest signed record (best-effort: see
+        the module's docstring)."""
+        self._catch_up()
+        stored, value = self._latest.get(self._key_of(partition), (None, b""))
+        verified = stored is not None and self._verified(stored, value) is not None
+        return (stored if verified and stored is not None and stored > 0 else 0) + 1
 
     def load(self, partition: int) -> PartitionCheckpoint | None:
         """The partition's latest checkpoint in the topic, if any."""
         self._catch_up()
-        value = self._latest.get(self._key_of(partition))
-        if value is None:
+        stored = self._latest.get(self._key_of(partition))
+        if stored is None:
             return None
         where = f"checkpoint of {self.topic}/{partition} in topic {self.name}"
-        mac, body = value[len(MAGIC) : len(MAGIC) + _MAC_BYTES], value[len(MAGIC) + _MAC_BYTES :]
-        expected = hmac.new(self._key, body, hashlib.sha256).digest()
-        if not value.startswith(MAGIC) or not hmac.compare_digest(mac, expected):
+        body = self._verified(*stored)
+        if body is None:
             raise StreamingError(
                 f"{where} is not signed with this group's key (EXFIL_ID_HASH_KEY_FILE): "
                 "refused, unpickling it could run any code"
@@ -173,7 +242,7 @@ class CheckpointTopic:
                         if r.value is None:  # a tombstone
                             self._latest.pop(r.key, None)
                         else:
-                            self._latest[r.key] = r.value
+                            self._latest[r.key] = (_epoch(r.headers), r.value)
         except KafkaError as exc:
             raise StreamingError(f"cannot read checkpoint topic {self.name}: {exc}") from exc
 

@@ -30,3 +30,10 @@ class ShipError(DetectorError):
 
 class StreamingError(DetectorError):
     """The Kafka side of ``run`` failed (broker unreachable, a send not acknowledged)."""
+
+
+class CheckpointFenced(StreamingError):
+    """A partition's checkpoint was not saved: a newer owner of the partition saved one
+    already, so the group gave the partition to another process while this one was not
+    looking (evicted: heartbeats missed past the session timeout). This process lost the
+    partition; its checkpoint must not overwrite the new owner's."""

@@ -14,6 +14,20 @@ The directory also holds the ID-hash key the group's processes share (``id-hash.
 created once, mode 0600) unless ``EXFIL_ID_HASH_KEY_FILE`` names one: people counted in
 one process must hash to the same keys in the next.
 
+**Fencing.** A process the group evicted (heartbeats missed past the session timeout:
+frozen, starved) may still be running and saving the partitions the group has given to
+another process, which would overwrite the new owner's newer checkpoints. Each owner of
+a partition *claims* it from the store when the group assigns it (:meth:`CheckpointDir.claim`):
+the partition's epoch goes up by one, and a checkpoint saved under an older epoch than the
+stored one is refused (:class:`~detector.exceptions.CheckpointFenced`). The epoch is the
+store's own counter, not the group's generation: a restarted process under the same
+``--instance-id`` or a group made again (generations from 1) still claims a newer epoch.
+The directory's fence is exact: the epoch is read, raised and compared, and the
+checkpoint written, under an exclusive lock of the
+partition (``flock``: the directory's file system must honour it across the group's hosts,
+as local disks and NFS with locking do). The topic store's is best-effort
+(:mod:`detector.checkpoint_topic`).
+
 Files are pickles (:mod:`models.state`): trusted input; protect the directory like the
 key it holds.
 """
@@ -22,15 +36,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import os
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
 import polars as pl
 
-from detector.exceptions import StreamingError
+from detector.exceptions import CheckpointFenced, StreamingError
 from detector.partition_state import PartShard
 from features.keyed_hash import random_key
 from models.exceptions import StateError
@@ -39,8 +56,10 @@ from streams.kafka_records import PartitionStream
 
 #: Kind and version of a partition's checkpoint file.
 CHECKPOINT_KIND: Final = "exfil-detector/partition"
-CHECKPOINT_VERSION: Final = 1
+CHECKPOINT_VERSION: Final = 2
 KEY_FILE: Final = "id-hash.key"
+#: How long a save waits for another process's save of the same partition to finish.
+LOCK_SECONDS: Final = 120.0
 
 
 @dataclass
@@ -57,13 +76,32 @@ class PartitionCheckpoint:
     queue: list[pl.DataFrame] = field(default_factory=list)
     complete: dt.datetime | None = None
     shard: PartShard | None = None
+    #: the epoch the saving process claimed the partition at (``-1``: unknown, the lowest:
+    #: a checkpoint saved under it fences no other save)
+    epoch: int = -1
+
+
+def fenced(topic: str, partition: int, stored: int, epoch: int) -> CheckpointFenced:
+    """The error of a save under ``epoch`` when epoch ``stored`` saved already."""
+    return CheckpointFenced(
+        f"checkpoint of {topic}/{partition} not saved: its owner since epoch {stored} "
+        f"claimed it after this process did (epoch {epoch}): the group gave the partition "
+        "to another process"
+    )
 
 
 class CheckpointStore(Protocol):
     """Where partition checkpoints live: a directory (:class:`CheckpointDir`) or a
     compacted topic (:class:`detector.checkpoint_topic.CheckpointTopic`)."""
 
-    def save(self, checkpoint: PartitionCheckpoint) -> None: ...
+    def claim(self, partition: int) -> int:
+        """A new owner takes the partition: its epoch, above every earlier owner's."""
+        ...
+
+    def save(self, checkpoint: PartitionCheckpoint) -> None:
+        """Store ``checkpoint``; raises :class:`~detector.exceptions.CheckpointFenced`
+        when a later owner claimed the partition."""
+        ...
 
     def load(self, partition: int) -> PartitionCheckpoint | None: ...
 
@@ -88,14 +126,85 @@ class CheckpointDir:
     def path(self, partition: int) -> Path:
         return self.root / "partitions" / f"{self.topic}-{partition}.bin"
 
+    def _lock_path(self, partition: int) -> Path:
+        return self.root / "partitions" / f"{self.topic}-{partition}.lock"
+
+    def _epoch_path(self, partition: int) -> Path:
+        return self.root / "partitions" / f"{self.topic}-{partition}.epoch"
+
     def save(self, checkpoint: PartitionCheckpoint) -> None:
-        """Write one partition's checkpoint atomically (a crash keeps the previous one)."""
-        path = self.path(checkpoint.partition)
+        """Write one partition's checkpoint atomically (a crash keeps the previous one),
+        unless a later owner claimed the partition.
+
+        Raises
+        ------
+        CheckpointFenced
+            The partition's epoch is greater than ``checkpoint``'s: the group gave the
+            partition to another process, which claimed it; nothing is written.
+        StreamingError
+            Another process held the partition's lock for over :data:`LOCK_SECONDS`,
+            or the epoch file is damaged.
+        """
+        partition = checkpoint.partition
+        path = self.path(partition)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_state(path, checkpoint, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
+        with self._locked(partition):
+            stored = self._stored_epoch(partition)
+            if stored is not None and stored > checkpoint.epoch:
+                raise fenced(self.topic, partition, stored, checkpoint.epoch)
+            # the fence is raised before the checkpoint is written: a crash between the
+            # two leaves it at the epoch of the partition's current owner, never
+            # below a checkpoint it stored (which would let an older writer through)
+            if stored != checkpoint.epoch:
+                _write_atomic(self._epoch_path(partition), f"{checkpoint.epoch}\n".encode())
+            save_state(path, checkpoint, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
+
+    def claim(self, partition: int) -> int:
+        """Raise the partition's epoch by one and return it: from now on, saves under an
+        earlier epoch (an evicted owner's) are refused."""
+        self.path(partition).parent.mkdir(parents=True, exist_ok=True)
+        with self._locked(partition):
+            epoch = max(0, self._stored_epoch(partition) or 0) + 1
+            _write_atomic(self._epoch_path(partition), f"{epoch}\n".encode())
+        return epoch
+
+    @contextlib.contextmanager
+    def _locked(self, partition: int) -> Iterator[None]:
+        """Exclusive lock of the partition's files among the group's processes. Waits a
+        bounded time: the holder may be frozen mid-save, and waiting for ever would stall
+        this process's loop until the group evicted it too."""
+        fd = os.open(self._lock_path(partition), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + LOCK_SECONDS
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StreamingError(
+                            f"checkpoint of {self.topic}/{partition}: another process has "
+                            f"held {self._lock_path(partition)} for over {LOCK_SECONDS:.0f} s"
+                        ) from None
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _stored_epoch(self, partition: int) -> int | None:
+        """The partition's epoch (``None``: never claimed nor saved), from its small epoch
+        file: the checkpoint is not unpickled to learn it."""
+        path = self._epoch_path(partition)
+        try:
+            return int(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StreamingError(f"cannot read the checkpoint epoch in {path}: {exc}") from exc
 
     def load(self, partition: int) -> PartitionCheckpoint | None:
-        """The partition's last checkpoint, if any process saved one."""
+        """The partition's last checkpoint, if any process saved one (no lock: files are
+        replaced whole)."""
         path = self.path(partition)
         if not path.exists():
             return None
@@ -133,3 +242,17 @@ class CheckpointDir:
         if len(key) < 16:
             raise StreamingError(f"ID hash key in {path} is shorter than 16 bytes")
         return key
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """``data`` into ``path``, whole or not at all (mode 0600)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise StreamingError(f"cannot write {path}: {exc}") from exc

@@ -7,19 +7,40 @@ detector (:func:`detector.partition_state.import_part`). It is *checkpointed* wi
 that (a copy), and *leaves* (revoked) checkpointed with its users' state taken out of this
 process. Kafka itself (seeking, committing, acknowledging alerts) is the runner's
 (:mod:`detector.stream_runner`); this module does not import kafka-python.
+
+A partition can also be *lost*: the group evicted this process (heartbeats missed past
+the session timeout) and gave it to another, without a revoke. Every checkpoint carries
+the epoch at which this process claimed the partition from the store when the group
+assigned it (:meth:`OwnedPartitions.take_over`), and the store refuses one older than the stored
+checkpoint's (:class:`~detector.exceptions.CheckpointFenced`): a partition found fenced
+when saving, or reported lost by the consumer (:meth:`OwnedPartitions.lose`), is forgotten
+without a checkpoint and without an offset to commit. Its next owner resumes from the last
+checkpoint saved while this process owned it: the records read since are read again, and
+their alerts, whose ids are deterministic, come again as the same alerts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from detector.exceptions import CheckpointFenced
 from detector.partition_state import ProcessModels, export_part, import_part, process_models
 from detector.pipeline import DetectorState
 from detector.stream_checkpoint import CheckpointStore, PartitionCheckpoint
 from streams.file_source import SourceOptions
 from streams.kafka_records import PartitionStream
 from streams.partition_merge import EventTimeMerge
+
+
+class Leaving(NamedTuple):
+    """What :meth:`OwnedPartitions.leave` did with the leaving partitions."""
+
+    #: next offset of each partition checkpointed (or with no store): to commit
+    offsets: dict[int, int]
+    #: partitions found fenced: lost to another process, forgotten, nothing to commit
+    fenced: set[int]
 
 
 @dataclass
@@ -44,6 +65,8 @@ class OwnedPartitions:
     store: CheckpointStore | None
     options: SourceOptions
     max_record_bytes: int
+    #: per partition, the epoch this process claimed it at (stamped in its checkpoints)
+    epochs: dict[int, int] = field(default_factory=dict)
     partitions: dict[int, PartitionStream] = field(default_factory=dict)
     merge: EventTimeMerge = field(default_factory=EventTimeMerge)
     offsets: dict[int, int] = field(default_factory=dict)
@@ -59,10 +82,16 @@ class OwnedPartitions:
         return stream
 
     def take_over(self, partition: int) -> int | None:
-        """Resume an arriving partition from its checkpoint, if it has one (its users'
-        state joins this process's); the offset to seek to, else ``None`` (the group's
-        committed offset is right)."""
-        checkpoint = None if self.store is None else self.store.load(partition)
+        """Claim an arriving partition (from then on, its previous owner's saves are
+        refused) and resume it from its checkpoint, if it has one (its users' state joins
+        this process's); the offset to seek to, else ``None`` (the group's committed
+        offset is right)."""
+        if self.store is None:
+            return None
+        # claimed before loading: a save the previous owner makes after this is refused,
+        # one made before it is what is loaded
+        self.epochs[partition] = self.store.claim(partition)
+        checkpoint = self.store.load(partition)
         if checkpoint is None:
             return None
         if checkpoint.shard is not None:
@@ -73,7 +102,14 @@ class OwnedPartitions:
         return checkpoint.offset
 
     def save(self, partition: int, *, drop: bool, models: ProcessModels | None = None) -> None:
-        """Checkpoint one partition (``drop``: its users' state leaves this process)."""
+        """Checkpoint one partition (``drop``: its users' state leaves this process).
+
+        Raises
+        ------
+        CheckpointFenced
+            Another process claimed the partition since this one did: this process
+            lost it, and has forgotten it (as :meth:`lose`) before raising.
+        """
         owned = partition in self.detector.parts
         if self.store is None:
             if drop and owned:
@@ -85,24 +121,64 @@ class OwnedPartitions:
             return  # nothing read here: the group's offset says it all
         queue, complete = self.merge.held(partition)
         shard = export_part(self.detector, partition, drop=drop, models=models) if owned else None
-        self.store.save(
-            PartitionCheckpoint(self.topic, partition, offset, stream, queue, complete, shard)
+        checkpoint = PartitionCheckpoint(
+            self.topic,
+            partition,
+            offset,
+            stream,
+            queue,
+            complete,
+            shard,
+            self.epochs.get(partition, -1),
         )
+        try:
+            self.store.save(checkpoint)
+        except CheckpointFenced:
+            self.lose([partition])
+            raise
 
-    def save_all(self) -> None:
-        """Checkpoint every partition owned (copies: they stay)."""
+    def save_all(self) -> set[int]:
+        """Checkpoint every partition owned (copies: they stay); the partitions found
+        fenced. Those are forgotten (see :meth:`save`) and the others checkpointed all the
+        same: :attr:`offsets` then holds the checkpointed ones' only (to commit)."""
         models = process_models(self.detector) if self.store is not None else None
+        fenced: set[int] = set()
         for partition in sorted(self.partitions):
-            self.save(partition, drop=False, models=models)
+            try:
+                self.save(partition, drop=False, models=models)
+            except CheckpointFenced:
+                fenced.add(partition)
+        return fenced
 
-    def leave(self, partitions: Iterable[int]) -> dict[int, int]:
-        """Checkpoint leaving partitions and forget them; their next offsets (to commit)."""
+    def leave(self, partitions: Iterable[int]) -> Leaving:
+        """Checkpoint leaving partitions and forget them: the next offsets of those
+        checkpointed (to commit), and those found fenced (forgotten, nothing to commit)."""
         partitions = sorted(set(partitions))
         models = process_models(self.detector) if self.store is not None else None
+        fenced: set[int] = set()
         for partition in partitions:
-            self.save(partition, drop=True, models=models)
+            try:
+                self.save(partition, drop=True, models=models)
+            except CheckpointFenced:
+                fenced.add(partition)
         self.merge.drop(partitions)  # saved with their checkpoints
-        leaving = {p: self.offsets.pop(p) for p in partitions if p in self.offsets}
+        offsets = {p: self.offsets.pop(p) for p in partitions if p in self.offsets}
         for partition in partitions:
             self.partitions.pop(partition, None)
-        return leaving
+            self.epochs.pop(partition, None)
+        return Leaving(offsets, fenced)
+
+    def lose(self, partitions: Iterable[int]) -> None:
+        """Forget partitions the group took away without a revoke (this process was
+        evicted), saving nothing: another process may own them already, and their last
+        checkpoint, saved while this one owned them, is where their next owner resumes.
+        Their users' state, queued events, parsers and offsets leave this process; no
+        offset of theirs is to be committed."""
+        partitions = sorted(set(partitions))
+        for partition in partitions:
+            if partition in self.detector.parts:
+                export_part(self.detector, partition, drop=True)  # discarded: not ours now
+            self.partitions.pop(partition, None)
+            self.offsets.pop(partition, None)
+            self.epochs.pop(partition, None)
+        self.merge.drop(partitions)

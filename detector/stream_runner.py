@@ -44,69 +44,16 @@ from typing import Any
 import polars as pl
 
 from detector.alerts import Alert, write_jsonl
-from detector.checkpoint_topic import CheckpointTopic
 from detector.config import Config
 from detector.exceptions import StreamingError
 from detector.pipeline import Pipeline
-from detector.stream_checkpoint import CheckpointDir, CheckpointStore
+from detector.pipeline_worker import PipelineWorker
+from detector.stream_clients import checkpoint_store, clients
 from detector.stream_options import RunSummary, StopSignal, StreamOptions
 from detector.stream_partitions import OwnedPartitions
 from detector.threat_rules import load_rules
 from streams.kafka_records import RecordReject
 from streams.kafka_settings import KafkaSettings
-
-
-def _clients(settings: KafkaSettings, options: StreamOptions) -> tuple[Any, Any]:
-    """The consumer and the producer (kafka-python imported here: ``replay`` needs none)."""
-    from kafka import KafkaConsumer, KafkaProducer
-    from kafka.errors import KafkaError
-
-    from streams.kafka_decode import install
-
-    install()  # ~2 µs a record instead of ~4.5 (kafka-python decodes in Python)
-    try:
-        consumer = KafkaConsumer(
-            group_id=options.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=options.poll_records,
-            session_timeout_ms=int(options.session_timeout * 1000),
-            group_instance_id=options.instance_id,
-            # big fetches: the pipeline's cost is per batch as much as per record
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-            fetch_max_bytes=64 * 1024 * 1024,
-            **settings.client_args(),
-        )
-        producer = KafkaProducer(acks="all", linger_ms=20, **settings.client_args())
-    except KafkaError as exc:
-        hint = ""
-        if settings.security_protocol.startswith("SASL"):
-            hint = (
-                f" (SASL {settings.sasl_mechanism} as {settings.sasl_username}: check the password)"
-            )
-        raise StreamingError(f"cannot reach Kafka at {settings.bootstrap}{hint}: {exc}") from exc
-    return consumer, producer
-
-
-def _store(
-    config: Config, settings: KafkaSettings, options: StreamOptions
-) -> tuple[CheckpointStore | None, bytes | None]:
-    """Where partitions are checkpointed, and the ID-hash key if the store provides it."""
-    if options.checkpoint_topic is not None:
-        if options.state_dir is not None:
-            raise StreamingError("give --state-dir or --checkpoint-topic, not both")
-        if config.id_hash_key_file is None:
-            raise StreamingError(
-                "--checkpoint-topic needs EXFIL_ID_HASH_KEY_FILE: the group's processes must "
-                "share the ID-hash key (it also signs the checkpoints)"
-            )
-        key = config.id_hash_key()
-        return CheckpointTopic(settings, options.checkpoint_topic, options.topic, key), key
-    if options.state_dir is not None:
-        store = CheckpointDir(options.state_dir, options.topic)
-        # without a configured key, the processes on the directory share one made there
-        return store, store.id_key() if config.id_hash_key_file is None else None
-    return None, None
 
 
 class _Runner:
@@ -119,7 +66,7 @@ class _Runner:
 
         self.tp = TopicPartition
         self.config, self.options, self.stop = config, options, stop
-        store, key = _store(config, settings, options)
+        store, key = checkpoint_store(config, settings, options)
         self.pipeline = Pipeline(config, config.load_catalog(), load_rules(), id_key=key)
         self.state = OwnedPartitions(
             options.topic,
@@ -128,12 +75,18 @@ class _Runner:
             config.source_options(),
             options.max_record_bytes,
         )
-        self.consumer, self.producer = _clients(settings, options)
+        self.consumer, self.producer = clients(settings, options)
         self.summary = RunSummary()
+        self.started = time.perf_counter()
+        self.worker = PipelineWorker(
+            self.pipeline, self._send_alerts, self._judged if options.measure else None
+        )
         self.pending_sends: list[Any] = []
         self.idle_since: dict[int, float] = {}
         self.last_checkpoint = time.monotonic()
         self.seeked: set[int] = set()
+        #: partitions lost to a newer owner, skipped until the next assignment
+        self.fenced: set[int] = set()
         self.consumer.subscribe([options.topic], listener=self._listener())
 
     def _listener(self) -> Any:
@@ -150,8 +103,13 @@ class _Runner:
                     coordinator = runner.consumer._coordinator
                     await coordinator._commit_offsets_sync_async(offsets)
 
+            async def on_partitions_lost(self, lost: Any) -> None:
+                runner._lose({tp.partition for tp in lost})
+
             async def on_partitions_assigned(self, assigned: Any) -> None:
-                pass  # seeked to the checkpoint's offsets by the loop
+                # each is claimed and seeked to its checkpoint's offset by the loop
+                runner.fenced.clear()
+                _log(f"partitions assigned {sorted(tp.partition for tp in assigned)}")
 
         return Handover()
 
@@ -162,9 +120,13 @@ class _Runner:
         exactly from there, with the same baselines."""
         from kafka.structs import OffsetAndMetadata
 
+        for p in partitions:  # read nothing here yet or not: claimed anew if they come back
+            self.idle_since.pop(p, None)
+            self.seeked.discard(p)
         partitions &= set(self.state.partitions) | set(self.state.offsets)
         if not partitions:
             return {}
+        self.worker.drain()  # the batches judged so far are in the state that leaves
         if self.state.store is None:
             # no checkpoint to carry a parser's held-back records or the events queued
             # behind other partitions: judge them now (their users start cold elsewhere)
@@ -175,32 +137,57 @@ class _Runner:
                     self.state.merge.add(p, events, None)
                     self._dead_letters(rejects)
             self._judge(self.state.merge.drop(partitions))
+            self.worker.drain()
         self._acknowledge()
         leaving = self.state.leave(partitions)
+        _log(f"partitions revoked {sorted(partitions)}")
+        self._fenced(leaving.fenced)
+        return {
+            self.tp(self.options.topic, p): OffsetAndMetadata(o, "", -1)
+            for p, o in leaving.offsets.items()
+        }
+
+    def _lose(self, partitions: set[int]) -> None:
+        """Partitions the group gave away while this process was evicted (heartbeats
+        missed past the session timeout): forgotten, nothing saved, nothing committed;
+        their next owner resumes from their last checkpoint."""
+        self.worker.drain()  # no batch in flight re-creates their users' state after
+        self.state.lose(partitions)
         for p in partitions:
             self.idle_since.pop(p, None)
             self.seeked.discard(p)
-        return {
-            self.tp(self.options.topic, p): OffsetAndMetadata(o, "", -1) for p, o in leaving.items()
-        }
+        _log(f"partitions lost {sorted(partitions)} (evicted from the group)")
+
+    def _fenced(self, partitions: set[int]) -> None:
+        """Partitions whose checkpoint a newer owner saved: this process lost them (it
+        was evicted and does not know yet); their records are skipped until the group
+        assigns partitions again."""
+        if partitions:
+            self.fenced |= partitions
+            _log(f"partitions {sorted(partitions)} claimed by another process: forgotten")
 
     def _share(self, assigned: set[int]) -> None:
         """This process's share of the alert budget: its partitions of the topic's."""
         total = self.consumer.partitions_for_topic(self.options.topic)
         if assigned and total:
-            self.pipeline.budget_share = min(1.0, len(assigned) / len(total))
+            share = min(1.0, len(assigned) / len(total))
+            if share != self.pipeline.budget_share:
+                self.worker.drain()  # batches judged before the change keep the old share
+                self.pipeline.budget_share = share
 
     # -- the loop -------------------------------------------------------------------------
 
     def run(self) -> RunSummary:
-        started = time.perf_counter()
+        started = self.started
         seeked = self.seeked
         while not self.stop.event.is_set():
             turn = time.perf_counter() - started
             polled = self.consumer.poll(timeout_ms=200)
-            assigned = {tp.partition for tp in self.consumer.assignment()}
+            assigned = {tp.partition for tp in self.consumer.assignment()} - self.fenced
             self._share(assigned)
             moved = set()
+            if assigned - seeked:
+                self.worker.drain()  # arriving users' state joins the pipeline's
             for p in sorted(assigned - seeked):  # the checkpoint's offsets match its state
                 offset = self.state.take_over(p)
                 if offset is not None:
@@ -209,14 +196,15 @@ class _Runner:
                 seeked.add(p)
             stamps: list[int] = []
             for tp, records in sorted(polled.items(), key=lambda kv: kv[0].partition):
-                if tp.partition not in moved:  # else fetched before the seek: read again
+                # a moved partition's records were fetched before the seek: read again
+                if tp.partition not in moved and tp.partition in assigned:
                     self._consume(tp.partition, records)
                     if self.options.measure:
                         stamps += [r.timestamp for r in records]
             idle = self._idle(assigned)
-            self._judge(self.state.merge.release(sorted(assigned)))
             if self.options.measure:
                 self._measure(stamps, assigned, started, turn)
+            self._judge(self.state.merge.release(sorted(assigned)), stamps)
             if time.monotonic() - self.last_checkpoint >= self.options.checkpoint_seconds:
                 self._checkpoint()
             until = self.options.until_idle
@@ -227,8 +215,6 @@ class _Runner:
         return self.summary
 
     def _measure(self, stamps: list[int], assigned: set[int], started: float, turn: float) -> None:
-        now_ms = time.time() * 1000.0
-        self.summary.latency_ms += [now_ms - t for t in stamps]
         behind = 0
         for p in assigned:
             high = self.consumer.highwater(self.tp(self.options.topic, p))
@@ -236,9 +222,17 @@ class _Runner:
                 behind += max(0, high - self.state.offsets.get(p, 0))
         now = time.perf_counter() - started
         self.summary.lag.append((now, behind))
-        if stamps:  # from the start of the first turn that read (its poll decoded them)
-            first = turn if self.summary.busy is None else self.summary.busy[0]
-            self.summary.busy = (first, now)
+        if stamps and self.summary.busy is None:
+            # from the start of the first turn that read (its poll decoded them) to the
+            # end of the last batch judged (:meth:`_judged`)
+            self.summary.busy = (turn, now)
+
+    def _judged(self, stamps: list[int], ended: float) -> None:
+        """The worker judged the batch of a turn that read records with these stamps."""
+        now_ms = time.time() * 1000.0
+        self.summary.latency_ms += [now_ms - t for t in stamps]
+        if self.summary.busy is not None:
+            self.summary.busy = (self.summary.busy[0], ended - self.started)
 
     def _consume(self, partition: int, records: Sequence[Any]) -> None:
         stream = self.state.stream(partition)
@@ -281,11 +275,15 @@ class _Runner:
             return 0.0
         return now - max(self.idle_since[p] for p in assigned)
 
-    def _judge(self, events: pl.DataFrame | None) -> None:
+    def _judge(self, events: pl.DataFrame | None, stamps: list[int] | None = None) -> None:
+        """Hand a batch to the pipeline's thread (``stamps``: of the records read in this
+        turn, measured when it is judged)."""
         if events is None or events.is_empty():
+            if stamps:
+                self.worker.submit(None, None, stamps)
             return
         parts = events["_partition"]
-        self._send_alerts(self.pipeline.process(events.drop("_partition"), parts))
+        self.worker.submit(events.drop("_partition"), parts, stamps or [])
 
     def _send_alerts(self, alerts: list[Alert]) -> None:
         topic = self.options.alerts_topic
@@ -329,8 +327,9 @@ class _Runner:
         from kafka.errors import KafkaError
         from kafka.structs import OffsetAndMetadata
 
+        self.worker.drain()
         self._acknowledge()
-        self.state.save_all()
+        self._fenced(self.state.save_all())
         if self.state.offsets:
             offsets = {
                 self.tp(self.options.topic, p): OffsetAndMetadata(o, "", -1)
@@ -353,7 +352,9 @@ class _Runner:
                 self.state.merge.add(stream.partition, events, None)
                 self._dead_letters(rejects)
             self._judge(self.state.merge.drain())
+            self.worker.drain()
             self._send_alerts(self.pipeline.finish())
+        self.worker.close()
         self._checkpoint()
         # before leaving the group: leaving revokes the partitions, and their users'
         # state (alerts included) leaves this process with them
@@ -364,6 +365,10 @@ class _Runner:
         self.producer.close()
         if self.state.store is not None:
             self.state.store.close()
+
+
+def _log(message: str) -> None:
+    print(f"exfil-detector: {message}", file=sys.stderr, flush=True)
 
 
 def run_stream(
