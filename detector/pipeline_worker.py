@@ -5,8 +5,8 @@ records (kafka-python and the parsers: mostly Python) and judging them (the pipe
 mostly polars, which releases the GIL while it computes). On one thread the halves take
 turns; :class:`PipelineWorker` runs the pipeline's batches on a second thread, one at a
 time and in the order given, so the next poll overlaps the previous batch's judgment.
-Measured on the 2-core bench machine: 35,400 -> 39,500 records/s draining a 1M-record
-topic (``bench/stream_throughput.py``).
+Measured on the 2-core bench machine, draining a 1M-record topic with the fast decoder:
+35,400 -> 39,500 records/s (``bench/README.md``).
 
 Only the worker touches the pipeline's state between :meth:`PipelineWorker.submit` and
 :meth:`PipelineWorker.drain`: whoever reads or changes it from another thread
