@@ -12,6 +12,10 @@ After the third chunk ``p0`` is killed:
   its partitions from their checkpoints: every alert of a clean replay is there under the
   same id, no incident is reported twice, every record is read and committed.
 
+And one process frozen (SIGSTOP) past the session timeout, then thawed: the group evicts
+it and the others claim its partitions; thawed, it finds its partitions lost or its saves
+fenced, forgets them, rejoins; same checks as the second case.
+
 Why the second is not compared alert for alert with the clean three-process run: users
 moved to another process are judged against that process's peer groups and alert budget
 from then on (see ARCHITECTURE.md), so a marginal alert may go either way; their own
@@ -71,7 +75,13 @@ def _latest(broker: KafkaBroker, name: str) -> Alerts:
 
 
 def _group_run(
-    broker: KafkaBroker, tmp_path: Path, *, kill: bool, restart: bool, session: int = 8
+    broker: KafkaBroker,
+    tmp_path: Path,
+    *,
+    kill: bool,
+    restart: bool,
+    session: int = 8,
+    freeze: bool = False,
 ) -> GroupRun:
     name = topic(broker)
     records = [(k, r.encode()) for k, r in sample_records(bundled_sample())]
@@ -96,6 +106,10 @@ def _group_run(
         for k in range(CHUNKS):
             produce(broker, name, records[k * step : (k + 1) * step])
             time.sleep(2)
+            if freeze and k == CHUNKS // 2 - 1:
+                victim.send_signal(signal.SIGSTOP)
+                time.sleep(session + 8)  # evicted; the others claim its partitions
+                victim.send_signal(signal.SIGCONT)
             if kill and k == CHUNKS // 2 - 1:
                 assert any(state.glob("partitions/*.bin")), "nothing checkpointed yet"
                 victim.send_signal(signal.SIGKILL)
@@ -156,12 +170,25 @@ def test_a_killed_process_restarted_under_its_id_changes_no_alert(
 def test_a_killed_process_s_partitions_resume_on_the_survivors(
     kafka_broker: KafkaBroker, tmp_path: Path
 ) -> None:
-    killed = _group_run(kafka_broker, tmp_path, kill=True, restart=False)
+    _nothing_lost_nothing_twice(_group_run(kafka_broker, tmp_path, kill=True, restart=False))
+
+
+def test_a_frozen_process_evicted_meanwhile_forgets_its_partitions_when_thawed(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    frozen = _group_run(kafka_broker, tmp_path, kill=False, restart=False, freeze=True)
+    thawed = frozen.outs[0][1]
+    # it noticed: the consumer reported them lost, or a save found them claimed
+    assert "partitions lost" in thawed or "claimed by another process" in thawed, thawed[-3000:]
+    _nothing_lost_nothing_twice(frozen)
+
+
+def _nothing_lost_nothing_twice(run: GroupRun) -> None:
     replay = replay_files([bundled_sample()], load_config(bundled_sample_config()), progress=None)
-    missing = {a.id: (a.user, a.kind) for a in replay.alerts if a.id not in killed.alerts}
+    missing = {a.id: (a.user, a.kind) for a in replay.alerts if a.id not in run.alerts}
     assert not missing  # nothing lost: every alert of a clean replay, under its id
     by_user: dict[str, list[tuple[dt.datetime, dt.datetime, str]]] = {}
-    for alert_id, a in killed.alerts.items():
+    for alert_id, a in run.alerts.items():
         start, end = (dt.datetime.fromisoformat(str(a[k])) for k in ("start", "end"))
         by_user.setdefault(str(a["user"]), []).append((start, end, alert_id))
     for user, spans in by_user.items():  # nothing twice: one id per incident
