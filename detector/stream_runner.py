@@ -85,6 +85,10 @@ class _Runner:
         self.idle_since: dict[int, float] = {}
         self.last_checkpoint = time.monotonic()
         self.seeked: set[int] = set()
+        #: partitions the group gave this process, until revoked or lost (the consumer's
+        #: own assignment still lists revoked ones while a rebalance goes on: the loop
+        #: would claim and load them again)
+        self.owned: set[int] = set()
         #: partitions lost to a newer owner, skipped until the next assignment
         self.fenced: set[int] = set()
         self.consumer.subscribe([options.topic], listener=self._listener())
@@ -108,6 +112,7 @@ class _Runner:
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 # each is claimed and seeked to its checkpoint's offset by the loop
+                runner.owned |= {tp.partition for tp in assigned}
                 runner.fenced.clear()
                 _log(f"partitions assigned {sorted(tp.partition for tp in assigned)}")
 
@@ -120,6 +125,7 @@ class _Runner:
         exactly from there, with the same baselines."""
         from kafka.structs import OffsetAndMetadata
 
+        self.owned -= partitions
         for p in partitions:  # read nothing here yet or not: claimed anew if they come back
             self.idle_since.pop(p, None)
             self.seeked.discard(p)
@@ -151,6 +157,7 @@ class _Runner:
         """Partitions the group gave away while this process was evicted (heartbeats
         missed past the session timeout): forgotten, nothing saved, nothing committed;
         their next owner resumes from their last checkpoint."""
+        self.owned -= partitions
         self.worker.drain()  # no batch in flight re-creates their users' state after
         self.state.lose(partitions)
         for p in partitions:
@@ -183,7 +190,7 @@ class _Runner:
         while not self.stop.event.is_set():
             turn = time.perf_counter() - started
             polled = self.consumer.poll(timeout_ms=200)
-            assigned = {tp.partition for tp in self.consumer.assignment()} - self.fenced
+            assigned = self.owned - self.fenced
             self._share(assigned)
             moved = set()
             if assigned - seeked:
