@@ -51,7 +51,7 @@ from detector.exceptions import CheckpointFenced, StreamingError
 from detector.partition_state import PartShard
 from features.keyed_hash import random_key
 from models.exceptions import StateError
-from models.state import load_state, save_state
+from models.state import load_state, save_state, write_atomic
 from streams.kafka_records import PartitionStream
 
 #: Kind and version of a partition's checkpoint file.
@@ -156,7 +156,7 @@ class CheckpointDir:
             # two leaves it at the epoch of the partition's current owner, never
             # below a checkpoint it stored (which would let an older writer through)
             if stored != checkpoint.epoch:
-                _write_atomic(self._epoch_path(partition), f"{checkpoint.epoch}\n".encode())
+                self._write_epoch(partition, checkpoint.epoch)
             save_state(path, checkpoint, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
 
     def claim(self, partition: int) -> int:
@@ -165,8 +165,15 @@ class CheckpointDir:
         self.path(partition).parent.mkdir(parents=True, exist_ok=True)
         with self._locked(partition):
             epoch = max(0, self._stored_epoch(partition) or 0) + 1
-            _write_atomic(self._epoch_path(partition), f"{epoch}\n".encode())
+            self._write_epoch(partition, epoch)
         return epoch
+
+    def _write_epoch(self, partition: int, epoch: int) -> None:
+        path = self._epoch_path(partition)
+        try:
+            write_atomic(path, f"{epoch}\n".encode())
+        except OSError as exc:
+            raise StreamingError(f"cannot write {path}: {exc}") from exc
 
     @contextlib.contextmanager
     def _locked(self, partition: int) -> Iterator[None]:
@@ -242,17 +249,3 @@ class CheckpointDir:
         if len(key) < 16:
             raise StreamingError(f"ID hash key in {path} is shorter than 16 bytes")
         return key
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """``data`` into ``path``, whole or not at all (mode 0600)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise StreamingError(f"cannot write {path}: {exc}") from exc

@@ -79,6 +79,14 @@ def save_state(path: str | os.PathLike[str], obj: Any, *, kind: str, version: in
     """
     path = Path(path)
     data = dumps_state(obj, kind=kind, version=version)
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        raise StateError(f"cannot write state file {path}: {exc}") from exc
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """``data`` into ``path``, whole or not at all (mode 0600; ``OSError`` on failure)."""
     tmp = None
     try:
         # mkstemp creates the file with mode 0o600, in the target's directory so that
@@ -90,8 +98,6 @@ def save_state(path: str | os.PathLike[str], obj: Any, *, kind: str, version: in
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         tmp = None
-    except OSError as exc:
-        raise StateError(f"cannot write state file {path}: {exc}") from exc
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
