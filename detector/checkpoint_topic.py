@@ -4,7 +4,9 @@ directory (``--checkpoint-topic``).
 Each checkpoint (:class:`~detector.stream_checkpoint.PartitionCheckpoint`) is one record
 keyed ``<audit topic>/<partition>``; log compaction keeps the latest per key, so the topic
 stays about as large as the group's state. A process that gets a partition reads the topic
-to its end and takes the partition's latest record.
+to its end and takes the partition's latest record. The record before it is kept in
+memory too, as read (for a torn round: see :mod:`detector.stream_checkpoint`); compaction
+may have removed it, so rolling a torn round back is best-effort here as well.
 
 Checkpoints are pickles, and unpickling runs code: a record is *signed* (HMAC-SHA256 with
 a key derived from the group's ID-hash key, which every process must share anyway:
@@ -92,6 +94,8 @@ class CheckpointTopic:
         self._consumer: Any = None
         #: each key's latest record: its epoch header and its value
         self._latest: dict[bytes, tuple[int | None, bytes]] = {}
+        #: each key's record before the latest, when the topic still had it
+        self._previous: dict[bytes, tuple[int | None, bytes]] = {}
 
     def _key_of(self, partition: int) -> bytes:
         return f"{self.topic}/{partition}".encode()
@@ -201,7 +205,16 @@ class CheckpointTopic:
     def load(self, partition: int) -> PartitionCheckpoint | None:
         """The partition's latest checkpoint in the topic, if any."""
         self._catch_up()
-        stored = self._latest.get(self._key_of(partition))
+        return self._decode(partition, self._latest.get(self._key_of(partition)))
+
+    def load_previous(self, partition: int) -> PartitionCheckpoint | None:
+        """The partition's checkpoint before the latest, if the topic still had it."""
+        self._catch_up()
+        return self._decode(partition, self._previous.get(self._key_of(partition)))
+
+    def _decode(
+        self, partition: int, stored: tuple[int | None, bytes] | None
+    ) -> PartitionCheckpoint | None:
         if stored is None:
             return None
         where = f"checkpoint of {self.topic}/{partition} in topic {self.name}"
@@ -241,8 +254,11 @@ class CheckpointTopic:
                     for r in records:
                         if r.value is None:  # a tombstone
                             self._latest.pop(r.key, None)
-                        else:
-                            self._latest[r.key] = (_epoch(r.headers), r.value)
+                            self._previous.pop(r.key, None)
+                            continue
+                        if r.key in self._latest:
+                            self._previous[r.key] = self._latest[r.key]
+                        self._latest[r.key] = (_epoch(r.headers), r.value)
         except KafkaError as exc:
             raise StreamingError(f"cannot read checkpoint topic {self.name}: {exc}") from exc
 

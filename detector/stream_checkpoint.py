@@ -28,6 +28,16 @@ partition (``flock``: the directory's file system must honour it across the grou
 as local disks and NFS with locking do). The topic store's is best-effort
 (:mod:`detector.checkpoint_topic`).
 
+**Rounds.** The partitions one process checkpoints together (every
+``--checkpoint-seconds``, or leaving together on a revoke) form a *round*
+(:class:`CheckpointRound`), and each of their checkpoints carries a copy of the same
+process-wide models. A process killed between two files of a round leaves its partitions
+at different rounds; a process that took them over as they are would adopt one round's
+models and learn the other partitions' records since the older round a second time. So a
+store keeps each partition's previous checkpoint too (:meth:`CheckpointStore.load_previous`),
+and a process taking partitions over rolls a torn round's partitions back to the round
+before (:func:`untorn`): every partition then resumes from one whole round.
+
 Files are pickles (:mod:`models.state`): trusted input; protect the directory like the
 key it holds.
 """
@@ -62,6 +72,18 @@ KEY_FILE: Final = "id-hash.key"
 LOCK_SECONDS: Final = 120.0
 
 
+@dataclass(frozen=True)
+class CheckpointRound:
+    """The checkpoints one process saved together, with the same process-wide models."""
+
+    #: the saving process (random per process run: a restarted process is another writer)
+    writer: str
+    #: the writer's round number (rounds of one writer only are compared)
+    seq: int
+    #: the partitions the round checkpoints
+    partitions: frozenset[int]
+
+
 @dataclass
 class PartitionCheckpoint:
     """One partition's place in the stream and its users' state (picklable)."""
@@ -79,6 +101,51 @@ class PartitionCheckpoint:
     #: the epoch the saving process claimed the partition at (``-1``: unknown, the lowest:
     #: a checkpoint saved under it fences no other save)
     epoch: int = -1
+    #: the round the checkpoint was saved in (``None``: saved alone)
+    round: CheckpointRound | None = None
+
+
+def untorn(
+    checkpoints: dict[int, PartitionCheckpoint], store: CheckpointStore
+) -> dict[int, PartitionCheckpoint]:
+    """The checkpoints of partitions taken over together, a torn round's rolled back.
+
+    A round is torn when one of its partitions taken over here holds an older round of the
+    same writer (the writer died before saving it): the round's partitions go back to
+    their previous checkpoint when it is of that older round, so that all resume from one
+    whole round, whose models they share. Anything else is kept as it is.
+
+    >>> round_ = lambda seq: CheckpointRound("w", seq, frozenset({0, 1}))
+    >>> at = lambda p, seq: PartitionCheckpoint("t", p, seq * 10, None, round=round_(seq))
+    >>> class Store:
+    ...     def load_previous(self, partition):
+    ...         return at(partition, 1)
+    >>> resumed = untorn({0: at(0, 2), 1: at(1, 1)}, Store())  # died saving round 2
+    >>> {p: c.offset for p, c in resumed.items()}
+    {0: 10, 1: 10}
+    """
+    resumed = dict(checkpoints)
+    for partition, checkpoint in checkpoints.items():
+        mine = checkpoint.round
+        if mine is None:
+            continue
+        behind = [
+            other.round.seq
+            for q in mine.partitions & checkpoints.keys()
+            if (other := checkpoints[q]).round is not None
+            and other.round.writer == mine.writer
+            and other.round.seq < mine.seq
+        ]
+        if not behind:
+            continue
+        previous = store.load_previous(partition)
+        if (
+            previous is not None
+            and previous.round is not None
+            and (previous.round.writer, previous.round.seq) == (mine.writer, max(behind))
+        ):
+            resumed[partition] = previous
+    return resumed
 
 
 def fenced(topic: str, partition: int, stored: int, epoch: int) -> CheckpointFenced:
@@ -103,7 +170,13 @@ class CheckpointStore(Protocol):
         when a later owner claimed the partition."""
         ...
 
-    def load(self, partition: int) -> PartitionCheckpoint | None: ...
+    def load(self, partition: int) -> PartitionCheckpoint | None:
+        """The partition's latest checkpoint, if any."""
+        ...
+
+    def load_previous(self, partition: int) -> PartitionCheckpoint | None:
+        """The checkpoint the latest one replaced, if the store still has it."""
+        ...
 
     def close(self) -> None: ...
 
@@ -125,6 +198,9 @@ class CheckpointDir:
 
     def path(self, partition: int) -> Path:
         return self.root / "partitions" / f"{self.topic}-{partition}.bin"
+
+    def _previous_path(self, partition: int) -> Path:
+        return self.root / "partitions" / f"{self.topic}-{partition}.prev.bin"
 
     def _lock_path(self, partition: int) -> Path:
         return self.root / "partitions" / f"{self.topic}-{partition}.lock"
@@ -157,6 +233,10 @@ class CheckpointDir:
             # below a checkpoint it stored (which would let an older writer through)
             if stored != checkpoint.epoch:
                 self._write_epoch(partition, checkpoint.epoch)
+            # the latest becomes the previous (a torn round rolls back to it); a crash
+            # before the new one is in place leaves only the previous, which load reads
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(path, self._previous_path(partition))
             save_state(path, checkpoint, kind=CHECKPOINT_KIND, version=CHECKPOINT_VERSION)
 
     def claim(self, partition: int) -> int:
@@ -213,6 +293,17 @@ class CheckpointDir:
         """The partition's last checkpoint, if any process saved one (no lock: files are
         replaced whole)."""
         path = self.path(partition)
+        if not path.exists():  # a save died between its two renames: the previous is the last
+            return self._read(partition, self._previous_path(partition))
+        return self._read(partition, path)
+
+    def load_previous(self, partition: int) -> PartitionCheckpoint | None:
+        """The checkpoint the last one replaced, if any."""
+        if not self.path(partition).exists():
+            return None  # the previous is the last (see load)
+        return self._read(partition, self._previous_path(partition))
+
+    def _read(self, partition: int, path: Path) -> PartitionCheckpoint | None:
         if not path.exists():
             return None
         try:

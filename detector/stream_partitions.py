@@ -21,6 +21,7 @@ their alerts, whose ids are deterministic, come again as the same alerts.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -28,7 +29,12 @@ from typing import NamedTuple
 from detector.exceptions import CheckpointFenced
 from detector.partition_state import ProcessModels, export_part, import_part, process_models
 from detector.pipeline import DetectorState
-from detector.stream_checkpoint import CheckpointStore, PartitionCheckpoint
+from detector.stream_checkpoint import (
+    CheckpointRound,
+    CheckpointStore,
+    PartitionCheckpoint,
+    untorn,
+)
 from streams.file_source import SourceOptions
 from streams.kafka_records import PartitionStream
 from streams.partition_merge import EventTimeMerge
@@ -70,6 +76,9 @@ class OwnedPartitions:
     partitions: dict[int, PartitionStream] = field(default_factory=dict)
     merge: EventTimeMerge = field(default_factory=EventTimeMerge)
     offsets: dict[int, int] = field(default_factory=dict)
+    #: this process as a checkpoint writer, and its rounds so far
+    writer: str = field(default_factory=lambda: secrets.token_hex(8))
+    rounds: int = 0
 
     def stream(self, partition: int) -> PartitionStream:
         """The partition's parser (a new one for a partition read from its start)."""
@@ -81,28 +90,42 @@ class OwnedPartitions:
             self.partitions[partition] = stream
         return stream
 
-    def take_over(self, partition: int) -> int | None:
-        """Claim an arriving partition (from then on, its previous owner's saves are
-        refused) and resume it from its checkpoint, if it has one (its users' state joins
-        this process's); the offset to seek to, else ``None`` (the group's committed
-        offset is right)."""
+    def take_over(self, partitions: Iterable[int]) -> dict[int, int]:
+        """Claim arriving partitions (from then on, their previous owners' saves are
+        refused) and resume them from their checkpoints, if they have some (their users'
+        state joins this process's); the offsets to seek to (a partition without a
+        checkpoint has none: the group's committed offset is right).
+
+        Partitions arriving together are resumed together: a round their last owner
+        died in the middle of is rolled back to the round before
+        (:func:`~detector.stream_checkpoint.untorn`)."""
         if self.store is None:
-            return None
+            return {}
+        partitions = sorted(set(partitions))
         # claimed before loading: a save the previous owner makes after this is refused,
         # one made before it is what is loaded
-        self.epochs[partition] = self.store.claim(partition)
-        checkpoint = self.store.load(partition)
-        if checkpoint is None:
-            return None
-        if checkpoint.shard is not None:
-            import_part(self.detector, checkpoint.shard)
-        self.partitions[partition] = checkpoint.stream
-        self.merge.restore(partition, checkpoint.queue, checkpoint.complete)
-        self.offsets[partition] = checkpoint.offset
-        return checkpoint.offset
+        for partition in partitions:
+            self.epochs[partition] = self.store.claim(partition)
+        loaded = {p: c for p in partitions if (c := self.store.load(p)) is not None}
+        offsets: dict[int, int] = {}
+        for partition, checkpoint in sorted(untorn(loaded, self.store).items()):
+            if checkpoint.shard is not None:
+                import_part(self.detector, checkpoint.shard)
+            self.partitions[partition] = checkpoint.stream
+            self.merge.restore(partition, checkpoint.queue, checkpoint.complete)
+            self.offsets[partition] = offsets[partition] = checkpoint.offset
+        return offsets
 
-    def save(self, partition: int, *, drop: bool, models: ProcessModels | None = None) -> None:
-        """Checkpoint one partition (``drop``: its users' state leaves this process).
+    def save(
+        self,
+        partition: int,
+        *,
+        drop: bool,
+        models: ProcessModels | None = None,
+        round_: CheckpointRound | None = None,
+    ) -> None:
+        """Checkpoint one partition (``drop``: its users' state leaves this process;
+        ``round_``: the round it is saved in, with ``models``).
 
         Raises
         ------
@@ -130,6 +153,7 @@ class OwnedPartitions:
             complete,
             shard,
             self.epochs.get(partition, -1),
+            round_,
         )
         try:
             self.store.save(checkpoint)
@@ -141,32 +165,36 @@ class OwnedPartitions:
         """Checkpoint every partition owned (copies: they stay); the partitions found
         fenced. Those are forgotten (see :meth:`save`) and the others checkpointed all the
         same: :attr:`offsets` then holds the checkpointed ones' only (to commit)."""
-        models = process_models(self.detector) if self.store is not None else None
-        fenced: set[int] = set()
-        for partition in sorted(self.partitions):
-            try:
-                self.save(partition, drop=False, models=models)
-            except CheckpointFenced:
-                fenced.add(partition)
-        return fenced
+        return self._save_round(sorted(self.partitions), drop=False)
 
     def leave(self, partitions: Iterable[int]) -> Leaving:
         """Checkpoint leaving partitions and forget them: the next offsets of those
         checkpointed (to commit), and those found fenced (forgotten, nothing to commit)."""
         partitions = sorted(set(partitions))
-        models = process_models(self.detector) if self.store is not None else None
-        fenced: set[int] = set()
-        for partition in partitions:
-            try:
-                self.save(partition, drop=True, models=models)
-            except CheckpointFenced:
-                fenced.add(partition)
+        fenced = self._save_round(partitions, drop=True)
         self.merge.drop(partitions)  # saved with their checkpoints
         offsets = {p: self.offsets.pop(p) for p in partitions if p in self.offsets}
         for partition in partitions:
             self.partitions.pop(partition, None)
             self.epochs.pop(partition, None)
         return Leaving(offsets, fenced)
+
+    def _save_round(self, partitions: list[int], *, drop: bool) -> set[int]:
+        """Checkpoint ``partitions`` as one round (one copy of the process-wide models);
+        the partitions found fenced."""
+        if self.store is None:
+            models, round_ = None, None
+        else:
+            models = process_models(self.detector)
+            self.rounds += 1
+            round_ = CheckpointRound(self.writer, self.rounds, frozenset(partitions))
+        fenced: set[int] = set()
+        for partition in partitions:
+            try:
+                self.save(partition, drop=drop, models=models, round_=round_)
+            except CheckpointFenced:
+                fenced.add(partition)
+        return fenced
 
     def lose(self, partitions: Iterable[int]) -> None:
         """Forget partitions the group took away without a revoke (this process was

@@ -193,14 +193,14 @@ class _Runner:
             assigned = self.owned - self.fenced
             self._share(assigned)
             moved = set()
-            if assigned - seeked:
+            arriving = assigned - seeked
+            if arriving:
                 self.worker.drain()  # arriving users' state joins the pipeline's
-            for p in sorted(assigned - seeked):  # the checkpoint's offsets match its state
-                offset = self.state.take_over(p)
-                if offset is not None:
-                    self.consumer.seek(self.tp(self.options.topic, p), offset)
-                    moved.add(p)
-                seeked.add(p)
+            # the checkpoints' offsets match their state
+            for p, offset in self.state.take_over(arriving).items():
+                self.consumer.seek(self.tp(self.options.topic, p), offset)
+                moved.add(p)
+            seeked |= arriving
             stamps: list[int] = []
             for tp, records in sorted(polled.items(), key=lambda kv: kv[0].partition):
                 # a moved partition's records were fetched before the seek: read again

@@ -62,8 +62,12 @@ def test_a_save_after_another_process_claimed_the_partition_is_fenced(
             evicted.save(_checkpoint(1, 200, first))
         evicted.save(_checkpoint(2, 300, evicted.claim(2)))  # another partition: its own
         new_owner.save(_checkpoint(1, 600, second))  # the owner again: replaces
-        loaded = _process(kafka_broker, name).load(1)
+        reader = _process(kafka_broker, name)
+        loaded, previous = reader.load(1), reader.load_previous(1)
         assert loaded is not None and (loaded.offset, loaded.epoch) == (600, second)
+        # the one before it, for a torn round to roll back to
+        assert previous is not None and (previous.offset, previous.epoch) == (500, second)
+        reader.close()
         assert len(_records(kafka_broker, name)) == 4  # the fenced save wrote nothing
     finally:
         evicted.close()

@@ -10,7 +10,17 @@ import polars as pl
 import pytest
 
 # the sample spread over three partitions, as the in-memory handover tests have it
-from test_partition_handover import PARTS, _feed, _halves, _new, _part_of, config, events
+from test_partition_handover import (
+    PARTS,
+    _feed,
+    _halves,
+    _ids,
+    _new,
+    _part_of,
+    config,
+    events,
+    replayed,
+)
 
 from detector.cli import bundled_sample_config
 from detector.config import Config, load_config
@@ -21,7 +31,7 @@ from detector.stream_partitions import OwnedPartitions
 from detector.stream_runner import run_stream
 from streams.kafka_records import PartitionStream
 
-__all__ = ["config", "events"]  # fixtures, shared with the handover tests
+__all__ = ["config", "events", "replayed"]  # fixtures, shared with the handover tests
 
 
 def test_the_group_shares_one_id_hash_key_made_once(tmp_path: Path) -> None:
@@ -107,8 +117,7 @@ def _owned(config: Config, events: pl.DataFrame, store: CheckpointDir) -> OwnedP
     first half of them (their parsers at offsets 100, 101, 102)."""
     pipeline = _new(config)
     owned = OwnedPartitions("audit", pipeline.state, store, config.source_options(), 1 << 20)
-    for p in range(PARTS):
-        assert owned.take_over(p) is None  # claimed; no checkpoint yet
+    assert owned.take_over(range(PARTS)) == {}  # claimed; no checkpoint yet
     _feed(pipeline, _halves(events)[0])
     for p in range(PARTS):
         owned.stream(p)
@@ -171,3 +180,83 @@ def test_lost_partitions_are_forgotten_without_writing_anything(
     assert not _alerted(owned, events, 0) and not _alerted(owned, events, 2)
     assert _alerted(owned, events, 1)
     assert owned.leave([0, 2]).offsets == {}  # a revoke coming late commits nothing
+
+
+class _Killed(Exception):
+    """The process died (SIGKILL) in the middle of a checkpoint round."""
+
+
+class _DyingDir(CheckpointDir):
+    """A checkpoint directory whose process dies after ``saves`` more saves."""
+
+    def __init__(self, root: Path, topic: str, saves: int) -> None:
+        super().__init__(root, topic)
+        self.saves = saves
+
+    def save(self, checkpoint: PartitionCheckpoint) -> None:
+        if self.saves == 0:
+            raise _Killed
+        self.saves -= 1
+        super().save(checkpoint)
+
+
+def _thirds(events: pl.DataFrame) -> list[pl.DataFrame]:
+    times = events["event_time"]
+    cuts = [times.quantile(q, "nearest") for q in (1 / 3, 2 / 3)]
+    return [
+        events.filter(times < cuts[0]),
+        events.filter((times >= cuts[0]) & (times < cuts[1])),
+        events.filter(times >= cuts[1]),
+    ]
+
+
+def test_a_process_killed_mid_round_is_resumed_from_its_last_whole_round(
+    config: Config, events: pl.DataFrame, replayed: dict[str, dict[str, object]], tmp_path: Path
+) -> None:
+    """The process dies after checkpointing partition 0 in its second round, before 1 and
+    2: its replacement resumes all three from the first round (their offsets, and the one
+    copy of the process-wide models they share) and raises replay's alerts."""
+    thirds = _thirds(events)
+    old = _new(config)
+    store = _DyingDir(tmp_path, "audit", saves=PARTS + 1)
+    owned = OwnedPartitions("audit", old.state, store, config.source_options(), 1 << 20)
+    assert owned.take_over(range(PARTS)) == {}
+    for round_, third in enumerate(thirds[:2], start=1):
+        _feed(old, third)
+        for p in range(PARTS):
+            owned.stream(p)
+            owned.offsets[p] = round_
+        if round_ == 1:
+            assert owned.save_all() == set()
+        else:
+            with pytest.raises(_Killed):
+                owned.save_all()
+    torn = [store.load(p) for p in range(PARTS)]
+    assert [c.offset for c in torn if c] == [2, 1, 1]  # the round the process died in
+    new = _new(config)
+    replacement = OwnedPartitions(
+        "audit", new.state, CheckpointDir(tmp_path, "audit"), config.source_options(), 1 << 20
+    )
+    assert replacement.take_over(range(PARTS)) == {0: 1, 1: 1, 2: 1}
+    _feed(new, pl.concat(thirds[1:]))
+    new.finish()
+    assert _ids(new) == replayed
+
+
+def test_a_save_that_died_before_its_file_was_written_leaves_the_last_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = CheckpointDir(tmp_path, "audit")
+    store.save(_checkpoint(3, 10, epoch=1))
+    store.save(_checkpoint(3, 20, epoch=1))
+    assert [c.offset for c in (store.load(3), store.load_previous(3)) if c] == [20, 10]
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise _Killed
+
+    # the latest moved aside to be the previous, then the process died
+    monkeypatch.setattr("detector.stream_checkpoint.save_state", killed)
+    with pytest.raises(_Killed):
+        store.save(_checkpoint(3, 30, epoch=1))
+    loaded = store.load(3)
+    assert loaded is not None and loaded.offset == 20 and store.load_previous(3) is None
