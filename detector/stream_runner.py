@@ -9,6 +9,11 @@ uses (:class:`detector.pipeline.Pipeline`). Each partition has its own parser
 order (:class:`streams.partition_merge.EventTimeMerge`) so a topic consumed at uneven
 speeds is judged as the file it was shipped from.
 
+Two processes, two threads: a spawned child (:mod:`streams.kafka_fetcher`) fetches,
+decodes and parses the partitions this process owns and sends their events; this process
+holds the group membership (its own consumer reads nothing), merges, judges on the
+pipeline's thread (:mod:`detector.pipeline_worker`), checkpoints and commits.
+
 Delivery (at-least-once, in this order at every checkpoint):
 
 1. alerts created or updated so far are produced to ``--alerts-topic`` (keyed by user,
@@ -35,24 +40,22 @@ once every partition has been caught up for S seconds (tests, back-fills); then,
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
-from detector.alerts import Alert, write_jsonl
+from detector.alerts import write_jsonl
 from detector.config import Config
-from detector.exceptions import StreamingError
 from detector.pipeline import Pipeline
 from detector.pipeline_worker import PipelineWorker
-from detector.stream_clients import checkpoint_store, clients
+from detector.stream_clients import checkpoint_store, clients, fetch_args
+from detector.stream_delivery import Delivery
 from detector.stream_options import RunSummary, StopSignal, StreamOptions
 from detector.stream_partitions import OwnedPartitions
 from detector.threat_rules import load_rules
-from streams.kafka_records import RecordReject
+from streams.kafka_fetcher import FetcherProcess, FetchSettings, Frame
 from streams.kafka_settings import KafkaSettings
 
 
@@ -75,13 +78,33 @@ class _Runner:
             config.source_options(),
             options.max_record_bytes,
         )
-        self.consumer, self.producer = clients(settings, options)
+        self.consumer, producer = clients(settings, options)
         self.summary = RunSummary()
+        self.delivery = Delivery(producer, options, self.summary)
+        # the records are read and parsed in a child process (its own interpreter: the
+        # pipeline keeps this one's); this process's consumer holds the group membership
+        self.fetcher = FetcherProcess(
+            FetchSettings(
+                options.topic,
+                fetch_args(settings, options),
+                config.source_options(),
+                options.max_record_bytes,
+                options.measure,
+            ),
+            self._on_frame,
+        )
+        #: each partition's last high watermark the fetcher saw
+        self.highwater: dict[int, int | None] = {}
+        #: partitions asked to flush their parsers, until the answer arrives
+        self.flushing: set[int] = set()
+        #: Kafka timestamps of the records read since the last turn (measuring)
+        self.stamps: list[int] = []
+        #: when the fetcher started the first poll that read records (s since the start)
+        self.first_read: float | None = None
         self.started = time.perf_counter()
         self.worker = PipelineWorker(
-            self.pipeline, self._send_alerts, self._judged if options.measure else None
+            self.pipeline, self.delivery.alerts, self._judged if options.measure else None
         )
-        self.pending_sends: list[Any] = []
         self.idle_since: dict[int, float] = {}
         self.last_checkpoint = time.monotonic()
         self.seeked: set[int] = set()
@@ -111,7 +134,9 @@ class _Runner:
                 runner._lose({tp.partition for tp in lost})
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
-                # each is claimed and seeked to its checkpoint's offset by the loop
+                # the fetcher process reads them (from where the loop tells it, once
+                # claimed): this consumer must not
+                runner.consumer.pause(*assigned)
                 runner.owned |= {tp.partition for tp in assigned}
                 runner.fenced.clear()
                 _log(f"partitions assigned {sorted(tp.partition for tp in assigned)}")
@@ -126,9 +151,10 @@ class _Runner:
         from kafka.structs import OffsetAndMetadata
 
         self.owned -= partitions
-        for p in partitions:  # read nothing here yet or not: claimed anew if they come back
-            self.idle_since.pop(p, None)
-            self.seeked.discard(p)
+        # the fetcher stops reading them; their parsers as of the last frame read (the
+        # frames before the answer still count: they are handled while waiting for it)
+        self.state.partitions.update(self.fetcher.revoke(partitions & self.seeked))
+        self._forget(partitions)
         partitions &= set(self.state.partitions) | set(self.state.offsets)
         if not partitions:
             return {}
@@ -141,10 +167,10 @@ class _Runner:
                 if stream is not None:
                     events, rejects = stream.flush()
                     self.state.merge.add(p, events, None)
-                    self._dead_letters(rejects)
+                    self.delivery.dead_letters(rejects)
             self._judge(self.state.merge.drop(partitions))
             self.worker.drain()
-        self._acknowledge()
+        self.delivery.acknowledge()
         leaving = self.state.leave(partitions)
         _log(f"partitions revoked {sorted(partitions)}")
         self._fenced(leaving.fenced)
@@ -158,11 +184,10 @@ class _Runner:
         missed past the session timeout): forgotten, nothing saved, nothing committed;
         their next owner resumes from their last checkpoint."""
         self.owned -= partitions
+        self.fetcher.revoke(partitions & self.seeked)  # their parsers are not ours now
+        self._forget(partitions)
         self.worker.drain()  # no batch in flight re-creates their users' state after
         self.state.lose(partitions)
-        for p in partitions:
-            self.idle_since.pop(p, None)
-            self.seeked.discard(p)
         _log(f"partitions lost {sorted(partitions)} (evicted from the group)")
 
     def _fenced(self, partitions: set[int]) -> None:
@@ -171,7 +196,16 @@ class _Runner:
         assigns partitions again."""
         if partitions:
             self.fenced |= partitions
+            self.fetcher.revoke(partitions & self.seeked)
+            self._forget(partitions)  # claimed anew if the group gives them back
             _log(f"partitions {sorted(partitions)} claimed by another process: forgotten")
+
+    def _forget(self, partitions: set[int]) -> None:
+        """The loop's bookkeeping of partitions leaving (claimed anew if they come back)."""
+        self.seeked -= partitions
+        self.flushing -= partitions
+        for p in partitions:
+            self.idle_since.pop(p, None)
 
     def _share(self, assigned: set[int]) -> None:
         """This process's share of the alert budget: its partitions of the topic's."""
@@ -186,29 +220,18 @@ class _Runner:
 
     def run(self) -> RunSummary:
         started = self.started
-        seeked = self.seeked
         while not self.stop.event.is_set():
             turn = time.perf_counter() - started
-            polled = self.consumer.poll(timeout_ms=200)
+            # the group's business only (its partitions are paused); the wait lets a
+            # rebalance progress (with none, kafka-python never completes one), and the
+            # fetcher's frames queue meanwhile
+            self.consumer.poll(timeout_ms=200)
             assigned = self.owned - self.fenced
             self._share(assigned)
-            moved = set()
-            arriving = assigned - seeked
-            if arriving:
-                self.worker.drain()  # arriving users' state joins the pipeline's
-            # the checkpoints' offsets match their state
-            for p, offset in self.state.take_over(arriving).items():
-                self.consumer.seek(self.tp(self.options.topic, p), offset)
-                moved.add(p)
-            seeked |= arriving
-            stamps: list[int] = []
-            for tp, records in sorted(polled.items(), key=lambda kv: kv[0].partition):
-                # a moved partition's records were fetched before the seek: read again
-                if tp.partition not in moved and tp.partition in assigned:
-                    self._consume(tp.partition, records)
-                    if self.options.measure:
-                        stamps += [r.timestamp for r in records]
+            self._arrive(assigned - self.seeked)
+            self.fetcher.read()  # the frames arrived so far
             idle = self._idle(assigned)
+            stamps, self.stamps = self.stamps, []
             if self.options.measure:
                 self._measure(stamps, assigned, started, turn)
             self._judge(self.state.merge.release(sorted(assigned)), stamps)
@@ -221,18 +244,60 @@ class _Runner:
         self.summary.seconds = time.perf_counter() - started
         return self.summary
 
+    def _arrive(self, partitions: set[int]) -> None:
+        """Partitions the group gave this process: claimed and resumed together from their
+        checkpoints (else from the group's committed offset, else the earliest), then read
+        by the fetcher from there."""
+        if not partitions:
+            return
+        self.worker.drain()  # arriving users' state joins the pipeline's
+        offsets = self.state.take_over(partitions)
+        starts: dict[int, tuple[int | None, Any]] = {}
+        for p in sorted(partitions):
+            offset = offsets.get(p)
+            if offset is None:
+                tp = self.tp(self.options.topic, p)
+                offset = self.consumer.committed(tp)
+                if offset is None:
+                    offset = self.consumer.beginning_offsets([tp])[tp]
+                self.state.offsets[p] = offset
+            starts[p] = (offset, self.state.partitions.get(p))
+        self.seeked |= partitions
+        self.fetcher.assign(starts)
+
+    def _on_frame(self, frame: Frame) -> None:
+        """What the fetcher read: events into the merge, offsets, dead letters."""
+        for read in frame.reads:
+            p = read.partition
+            if p not in self.seeked or p in self.fenced:
+                continue  # read before it left
+            self.state.merge.add(p, read.events, read.complete)
+            if read.records:
+                if self.first_read is None:
+                    self.first_read = frame.started - self.started
+                self.summary.records += read.records
+                self.state.offsets[p] = read.offset
+                self.idle_since.pop(p, None)
+                self.stamps += read.stamps
+            else:  # a flush
+                self.flushing.discard(p)
+            self.summary.events += read.events.height
+            self.delivery.dead_letters(read.rejects)
+        self.highwater.update(frame.highwater)
+
     def _measure(self, stamps: list[int], assigned: set[int], started: float, turn: float) -> None:
         behind = 0
         for p in assigned:
-            high = self.consumer.highwater(self.tp(self.options.topic, p))
+            high = self.highwater.get(p)
             if high is not None:
                 behind += max(0, high - self.state.offsets.get(p, 0))
         now = time.perf_counter() - started
         self.summary.lag.append((now, behind))
         if stamps and self.summary.busy is None:
-            # from the start of the first turn that read (its poll decoded them) to the
-            # end of the last batch judged (:meth:`_judged`)
-            self.summary.busy = (turn, now)
+            # from the start of the fetcher's first poll that read records (it decoded
+            # and parsed them) to the end of the last batch judged (:meth:`_judged`)
+            first = self.first_read if self.first_read is not None else turn
+            self.summary.busy = (min(first, turn), now)
 
     def _judged(self, stamps: list[int], ended: float) -> None:
         """The worker judged the batch of a turn that read records with these stamps."""
@@ -241,43 +306,23 @@ class _Runner:
         if self.summary.busy is not None:
             self.summary.busy = (self.summary.busy[0], ended - self.started)
 
-    def _consume(self, partition: int, records: Sequence[Any]) -> None:
-        stream = self.state.stream(partition)
-        events, rejects = stream.feed(records)
-        self.summary.records += len(records)
-        self.summary.events += events.height
-        self.state.merge.add(partition, events, stream.high_)
-        self.state.offsets[partition] = records[-1].offset + 1
-        self.idle_since.pop(partition, None)
-        self._dead_letters(rejects)
-
     def _idle(self, assigned: set[int]) -> float:
         """Flush partitions caught up for ``idle_flush_seconds`` (their held-back records
         go, and they stop holding the others back); how long all have been caught up."""
-        from kafka.errors import KafkaError
-
         now = time.monotonic()
+        complete = self.state.merge.complete_
         for p in assigned:
-            tp = self.tp(self.options.topic, p)
-            # the fetcher's last high watermark against what we consumed; the consumer's
-            # position only for a partition we have read nothing of (it blocks and
-            # raises while the broker is down)
-            high = self.consumer.highwater(tp)
-            read = self.state.offsets.get(p)
-            if read is None and high is not None:
-                try:
-                    read = self.consumer.position(tp)
-                except KafkaError:
-                    read = None
+            # the fetcher's last high watermark against what was read
+            high, read = self.highwater.get(p), self.state.offsets.get(p)
             if high is None or read is None or read < high:
                 self.idle_since.pop(p, None)
                 continue
             since = self.idle_since.setdefault(p, now)
-            flushed = p in self.state.merge.complete_ and self.state.merge.complete_[p] is None
-            if now - since >= self.options.idle_flush_seconds and not flushed:
-                events, rejects = self.state.stream(p).flush()
-                self.state.merge.add(p, events, None)
-                self._dead_letters(rejects)
+            flushed = p in complete and complete[p] is None
+            waiting = now - since < self.options.idle_flush_seconds
+            if not (waiting or flushed or p in self.flushing):
+                self.flushing.add(p)
+                self.fetcher.flush({p})  # the parser's answer arrives as a frame
         if not assigned or any(p not in self.idle_since for p in assigned):
             return 0.0
         return now - max(self.idle_since[p] for p in assigned)
@@ -292,50 +337,18 @@ class _Runner:
         parts = events["_partition"]
         self.worker.submit(events.drop("_partition"), parts, stamps or [])
 
-    def _send_alerts(self, alerts: list[Alert]) -> None:
-        topic = self.options.alerts_topic
-        for alert in alerts:
-            self.summary.alerts_sent += 1
-            if topic is not None:
-                value = json.dumps(alert.to_json(), ensure_ascii=False).encode()
-                self.pending_sends.append(
-                    self.producer.send(topic, key=alert.user.encode(), value=value)
-                )
-
-    def _dead_letters(self, rejects: list[RecordReject]) -> None:
-        for r in rejects:
-            self.summary.dead_letters[r.reason] = self.summary.dead_letters.get(r.reason, 0) + 1
-            if self.options.dlq_topic is not None:
-                headers = [
-                    ("reason", r.reason.encode()),
-                    ("source_topic", self.options.topic.encode()),
-                    ("source_partition", str(r.partition).encode()),
-                    ("source_offset", str(r.offset).encode()),
-                ]
-                self.pending_sends.append(
-                    self.producer.send(self.options.dlq_topic, value=r.value, headers=headers)
-                )
-
-    def _acknowledge(self) -> None:
-        """Every alert and dead letter sent so far acknowledged by the broker."""
-        from kafka.errors import KafkaError
-
-        try:
-            self.producer.flush()
-            for future in self.pending_sends:
-                future.get(timeout=30)
-        except KafkaError as exc:
-            raise StreamingError(f"an alert or dead letter was not acknowledged: {exc}") from exc
-        self.pending_sends = []
-
     def _checkpoint(self) -> None:
         """Alerts and dead letters out, then every partition's checkpoint saved, then
         their offsets committed."""
         from kafka.errors import KafkaError
         from kafka.structs import OffsetAndMetadata
 
+        # the parsers as of the last frame read (the frames before the answer go to the
+        # merge), then the batches released so far judged: state and offsets agree
+        streams = self.fetcher.snapshot()
+        self.state.partitions.update({p: s for p, s in streams.items() if p in self.seeked})
         self.worker.drain()
-        self._acknowledge()
+        self.delivery.acknowledge()
         self._fenced(self.state.save_all())
         if self.state.offsets:
             offsets = {
@@ -354,13 +367,11 @@ class _Runner:
         close = self.options.close_at_end
         if close or (close is None and self.options.state_dir is None):
             # end of input, no state to continue from: close everything, like replay
-            for stream in self.state.partitions.values():
-                events, rejects = stream.flush()
-                self.state.merge.add(stream.partition, events, None)
-                self._dead_letters(rejects)
+            self.fetcher.flush(set(self.seeked))
+            self.fetcher.snapshot()  # answered after the flush's frame: it is in
             self._judge(self.state.merge.drain())
             self.worker.drain()
-            self._send_alerts(self.pipeline.finish())
+            self.delivery.alerts(self.pipeline.finish())
         self.worker.close()
         self._checkpoint()
         # before leaving the group: leaving revokes the partitions, and their users'
@@ -369,7 +380,8 @@ class _Runner:
         self.summary.counts = dict(self.pipeline.state.counts)
         self.summary.counts["late_events"] = self.pipeline.state.late_events
         self.consumer.close(autocommit=False)
-        self.producer.close()
+        self.fetcher.stop()
+        self.delivery.close()
         if self.state.store is not None:
             self.state.store.close()
 
@@ -383,7 +395,11 @@ def run_stream(
 ) -> RunSummary:
     """Consume until stopped (signal, or ``until_idle``); the run's summary."""
     stop = stop or StopSignal()
-    summary = _Runner(config, settings, options, stop).run()
+    runner = _Runner(config, settings, options, stop)
+    try:
+        summary = runner.run()
+    finally:
+        runner.fetcher.stop()  # also when the run failed (done already otherwise)
     if options.alerts_out is not None:
         options.alerts_out.parent.mkdir(parents=True, exist_ok=True)
         write_jsonl(summary.alerts, options.alerts_out)

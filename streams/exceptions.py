@@ -24,3 +24,7 @@ class PrefixError(StreamsError):
 
 class SourceReadError(StreamsError):
     """An input file could not be opened or read."""
+
+
+class FetcherError(StreamsError):
+    """The process that reads a topic's partitions failed or is gone."""
