@@ -70,6 +70,8 @@ class PartRead:
     records: int
     #: the records' Kafka timestamps (ms), when measuring
     stamps: list[int] = field(default_factory=list)
+    #: the partition's format (``None``: not detected yet)
+    format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,15 +125,17 @@ class FetcherProcess:
         )
         theirs.close()
         self._conn = Connection(mine.detach())
-        self._send(("settings", settings))
         # a thread empties the pipe as messages come: the child does not wait for the
         # parent's loop (which also waits on the group consumer's poll). Bounded: when
         # the pipeline falls behind, the pipe fills and the child stops fetching (a
         # backlog stays in Kafka, not in this process's memory)
         self._inbox: queue.Queue[Any] = queue.Queue(maxsize=INBOX_FRAMES)
         self._stopping = False
+        #: why the child is gone, once seen (every later call raises it again)
+        self._failure: str | None = None
         self._reader = threading.Thread(target=self._pump, name="fetcher-inbox", daemon=True)
         self._reader.start()
+        self._send(("settings", settings))
 
     @property
     def pid(self) -> int | None:
@@ -163,6 +167,7 @@ class FetcherProcess:
     def read(self) -> None:
         """Hand the frames arrived so far to ``on_frame`` (not those arriving meanwhile:
         a fast child would keep the caller here)."""
+        self._check()
         for _ in range(self._inbox.qsize()):
             self._handle(self._inbox.get_nowait())
 
@@ -188,10 +193,20 @@ class FetcherProcess:
     # -- internals ------------------------------------------------------------------------
 
     def _send(self, message: tuple[Any, ...]) -> None:
+        self._check()
         try:
             self._conn.send(message)
         except OSError as exc:
-            raise FetcherError(f"the fetcher process is gone: {self._why()}") from exc
+            raise self._fail(f"the fetcher process is gone: {self._why()}") from exc
+
+    def _check(self) -> None:
+        """Raise again the failure seen before: the child is gone for every later call."""
+        if self._failure is not None:
+            raise FetcherError(self._failure)
+
+    def _fail(self, why: str) -> FetcherError:
+        self._failure = why
+        return FetcherError(why)
 
     def _pump(self) -> None:
         while True:
@@ -204,6 +219,7 @@ class FetcherProcess:
                 self._inbox.put(message)
 
     def _reply(self) -> dict[int, PartitionStream]:
+        self._check()
         while True:
             message = self._inbox.get()
             if isinstance(message, tuple) and message[0] == "streams":
@@ -214,16 +230,15 @@ class FetcherProcess:
         if isinstance(message, Frame):
             self.on_frame(message)
         elif isinstance(message, tuple) and message[0] == "error":
-            raise FetcherError(f"the fetcher process failed: {message[1]}")
+            raise self._fail(f"the fetcher process failed: {message[1]}")
         elif isinstance(message, tuple) and message[0] == "gone":
-            self._inbox.put(message)  # every later call says so too
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(timeout=1)
-            raise FetcherError(f"the fetcher process is gone: {self._why()}")
+            raise self._fail(f"the fetcher process is gone: {self._why()}")
         else:
             raise FetcherError(f"unexpected message from the fetcher process: {message!r:.200}")
 
     def _why(self) -> str:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=1)  # it may be exiting: its code says why
         code = self._proc.poll()
         return "still running" if code is None else f"exit code {code}"
 
@@ -327,7 +342,16 @@ class _Child:
             self.offsets[tp.partition] = offset
             stamps = [r.timestamp for r in records] if self.settings.measure else []
             reads.append(
-                PartRead(tp.partition, events, rejects, stream.high_, offset, len(records), stamps)
+                PartRead(
+                    tp.partition,
+                    events,
+                    rejects,
+                    stream.high_,
+                    offset,
+                    len(records),
+                    stamps,
+                    stream.format_,
+                )
             )
         self.conn.send(Frame(reads, self._highwater(), started))
 
