@@ -219,6 +219,10 @@ class AlertBook:
         """The alert with this id, at its latest revision."""
         return self._alerts[alert_id]
 
+    def revisions(self) -> dict[str, int]:
+        """Each alert's id and latest revision."""
+        return {i: a.revision for i, a in self._alerts.items()}
+
     def mark(self, alert_id: str, status: str) -> None:
         """Set an alert's status (e.g. ``false_positive`` from analyst feedback)."""
         self._alerts[alert_id] = replace(self._alerts[alert_id], status=status)

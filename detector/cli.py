@@ -14,7 +14,12 @@ from detector.parse_command import COMPRESSIONS
 from detector.run_command import add_parser as add_run_parser
 from detector.ship_command import add_parser as add_ship_parser
 from detector.simulate_command import add_parser as add_simulate_parser
-from detector.source_flags import add_source_flags, source_values
+from detector.source_flags import (
+    add_metrics_flags,
+    add_source_flags,
+    metrics_values,
+    source_values,
+)
 from streams.exceptions import ExfilDetectorError
 
 
@@ -88,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--dead-letter", type=Path, default=None, help="JSON Lines of rejected lines")
     r.add_argument("--quiet", action="store_true", help="no progress line")
+    add_metrics_flags(r)
 
     d = sub.add_parser(
         "demo", help="replay the bundled sample audit log (7 simulated days of a records office)"
@@ -158,11 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "replay":
             from detector.replay_command import run_replay
 
-            flags = source_values(args) | {
-                "state": args.state,
-                "alerts_per_day": args.alerts_per_day,
-                "feedback": args.feedback,
-            }
+            flags = (
+                source_values(args)
+                | metrics_values(args)
+                | {
+                    "state": args.state,
+                    "alerts_per_day": args.alerts_per_day,
+                    "feedback": args.feedback,
+                }
+            )
             config = load_config(args.config, flags)
             return run_replay(
                 args.paths,

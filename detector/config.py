@@ -21,6 +21,8 @@ Environment variables
 ``EXFIL_KAFKA_SSL_CAFILE``  Kafka TLS/SASL settings (``[kafka]`` keys of the same names)
 ``EXFIL_KAFKA_SASL_PASSWORD`` the SASL password itself (never in a file of the repo), or
 ``EXFIL_KAFKA_SASL_PASSWORD_FILE`` a file holding it (``sasl_password_file`` in ``[kafka]``)
+``EXFIL_METRICS_PORT``      serve Prometheus metrics on ``/metrics`` at this port
+``EXFIL_METRICS_ADDR``      ... on this address (``0.0.0.0`` by default)
 
 Config file (TOML)
 ------------------
@@ -53,6 +55,11 @@ Config file (TOML)
     sasl_username = "exfil-detector"
     sasl_password_file = "/run/secrets/kafka-password"   # or EXFIL_KAFKA_SASL_PASSWORD
     ssl_cafile = "/etc/ssl/certs/kafka-ca.pem"
+
+    [metrics]                 # Prometheus /metrics (detector/metrics.py); off without a port
+    port = 9108
+    addr = "0.0.0.0"
+    linger_seconds = 0.0      # replay: keep serving this long after the end (last scrape)
 
     [peers]
     # Roles whose accounts are service/batch accounts (schedules and hosts are strict).
@@ -100,6 +107,8 @@ ENV_VARS: Mapping[str, str] = {
     "EXFIL_KAFKA_SASL_USERNAME": "kafka_sasl_username",
     "EXFIL_KAFKA_SASL_PASSWORD_FILE": "kafka_sasl_password_file",
     "EXFIL_KAFKA_SSL_CAFILE": "kafka_ssl_cafile",
+    "EXFIL_METRICS_PORT": "metrics_port",
+    "EXFIL_METRICS_ADDR": "metrics_addr",
 }
 #: Keys of the ``[kafka]`` section (stored as ``kafka_<key>``).
 _KAFKA_KEYS: Final = (
@@ -148,6 +157,9 @@ class Config:
     kafka_ssl_cafile: str | None = None
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
+    metrics_port: int | None = None
+    metrics_addr: str = "0.0.0.0"
+    metrics_linger_seconds: float = 0.0
 
     def role_of(self, user: str) -> str:
         """The configured role (peer group) of ``user``; ``""`` when none matches.
@@ -259,7 +271,7 @@ def _from_file(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     values: dict[str, Any] = {}
-    known = {"source", "catalog", "detection", "peers", "kafka"}
+    known = {"source", "catalog", "detection", "peers", "kafka", "metrics"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"config file {path}: unknown section(s) {sorted(unknown)}")
@@ -274,6 +286,11 @@ def _from_file(path: Path) -> dict[str, Any]:
     if bad:
         raise ConfigError(f"config file {path}: unknown key(s) in [kafka]: {sorted(bad)}")
     values.update({f"kafka_{k}": v for k, v in kafka.items()})
+    metrics = dict(data.get("metrics", {}))
+    bad = set(metrics) - {"port", "addr", "linger_seconds"}
+    if bad:
+        raise ConfigError(f"config file {path}: unknown key(s) in [metrics]: {sorted(bad)}")
+    values.update({f"metrics_{k}": v for k, v in metrics.items()})
     if "path" in data.get("catalog", {}):
         values["catalog"] = (path.parent / data["catalog"]["path"]).resolve()
     detection = dict(data.get("detection", {}))
@@ -296,6 +313,21 @@ def _from_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: [peers] service_roles is a list of role names")
     values["service_roles"] = frozenset(service)
     return values
+
+
+def _metrics_values(values: dict[str, Any]) -> None:
+    """The ``[metrics]`` values checked and typed (env values are strings)."""
+    try:
+        if values.get("metrics_port") is not None:
+            values["metrics_port"] = int(values["metrics_port"])
+        values["metrics_linger_seconds"] = float(values.get("metrics_linger_seconds", 0.0))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"metrics port and linger_seconds are numbers: {exc}") from exc
+    port = values.get("metrics_port")
+    if port is not None and not 0 <= port <= 65535:
+        raise ConfigError(f"metrics port must be 0-65535, got {port}")
+    if values["metrics_linger_seconds"] < 0:
+        raise ConfigError("metrics linger_seconds must not be negative")
 
 
 def load_config(
@@ -331,6 +363,7 @@ def load_config(
             positive = ("alerts_per_day", "learn_every_hours")
             if values[name] < 0 or (name in positive and values[name] == 0):
                 raise ConfigError(f"{name} must be positive, got {values[name]!r}")
+    _metrics_values(values)
     config = replace(Config(), **{k: v for k, v in values.items() if k in names})
     try:
         config.source_options()

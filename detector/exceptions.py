@@ -37,3 +37,7 @@ class CheckpointFenced(StreamingError):
     already, so the group gave the partition to another process while this one was not
     looking (evicted: heartbeats missed past the session timeout). This process lost the
     partition; its checkpoint must not overwrite the new owner's."""
+
+
+class MetricsError(DetectorError):
+    """The metrics endpoint cannot be served."""

@@ -24,9 +24,10 @@ many, or stopped and resumed from saved state gives the same alerts.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
@@ -42,6 +43,9 @@ from features.enrich import enrich
 from features.novelty import SeenSets
 from features.windows import SCALES, WINDOW_SCHEMA, WindowAggregator, statement_rows
 from models.calibration import AlertBudget
+
+if TYPE_CHECKING:
+    from detector.metrics import Metrics
 
 _SCALES: Final = ("statement", *SCALES)
 _EPOCH: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -171,6 +175,8 @@ class Pipeline:
         #: topic's): it gets that share of the alert budget, so a group of processes
         #: raises the alerts per day the config asks for, not that many each.
         self.budget_share = 1.0
+        #: Where batches, scores and alerts are reported (``None``: nowhere).
+        self.metrics: Metrics | None = None
         if state is None:
             state = DetectorState(
                 id_key=config.id_hash_key() if id_key is None else id_key,
@@ -204,16 +210,32 @@ class Pipeline:
 
         ``parts``: the input partition of each event (Kafka); replay has one, ``0``.
         """
+        started = time.perf_counter()
+        signals, alerts = self._process(events, parts)
+        if self.metrics is not None:
+            self._report(events, signals, time.perf_counter() - started, alerts)
+        return alerts
+
+    def _report(
+        self, events: pl.DataFrame, signals: pl.DataFrame, seconds: float, alerts: list[Alert]
+    ) -> None:
+        st = self.state
+        assert self.metrics is not None
+        self.metrics.judged(events, signals, seconds, st.scorer.users(), st.late_events)
+
+    def _process(
+        self, events: pl.DataFrame, parts: pl.Series | None
+    ) -> tuple[pl.DataFrame, list[Alert]]:
         st = self.state
         if events.is_empty():
-            return []
+            return events, []
         enriched = enrich(events, self.catalog, id_key=st.id_key)
         if parts is not None:
             enriched = enriched.with_columns(_part=parts)
         signals = event_features(enriched, keep=("_part",) if parts is not None else ())
         st.count("statements", signals.height)
         if signals.is_empty():
-            return []
+            return signals, []
         if st.started is None:
             st.started = signals["event_time"].min()  # type: ignore[assignment]
         if parts is None:
@@ -240,7 +262,7 @@ class Pipeline:
                 windows.add(pl.concat(frames).sort("_row").drop("_row"))
         self._sync()
         closed = [w.advance() for w in st.aggregators()]
-        return self._decide(pl.concat(closed), self._watermark())
+        return signals, self._decide(pl.concat(closed), self._watermark())
 
     def _sync(self) -> None:
         """A partition out of step joins the process's windows when the clocks meet."""
@@ -273,10 +295,14 @@ class Pipeline:
         """Close every open window and decide everything left (end of input, no state)."""
         st = self.state
         closed = [w.flush() for w in st.aggregators()]
+        started = time.perf_counter()
         alerts = self._decide(
             pl.concat(closed) if closed else pl.DataFrame(schema=WINDOW_SCHEMA), None
         )
         self._learn()
+        if self.metrics is not None:
+            empty = pl.DataFrame()
+            self._report(empty, empty, time.perf_counter() - started, alerts)
         return alerts
 
     # -- deciding ----------------------------------------------------------------------
@@ -330,6 +356,8 @@ class Pipeline:
     def _judge(self, items: pl.DataFrame) -> list[Alert]:
         st = self.state
         scored = st.scorer.score(items, self._role_series(items["user"]))
+        if self.metrics is not None:
+            self.metrics.scored(scored["scale"], scored["raw_score"])
         scored = scored.with_row_index("_item")
         alerted = np.zeros(scored.height, dtype=bool)
         alerts: list[Alert] = []
@@ -352,9 +380,12 @@ class Pipeline:
                 passed = passed.filter(pl.col("last_time") > self.quiet_until)
             if passed.height:
                 passed = render_reasons(passed, self.rules_by_id)
+                before = st.book.revisions() if self.metrics is not None else {}
                 alerts = st.book.add_matches(passed.drop("_item"), self.rules_by_id)
                 passed = self._drop_dismissed(passed, alerts)
                 alerts = [st.book.get(a.id) for a in alerts]
+                if self.metrics is not None:
+                    self.metrics.alerted(alerts, before)
                 alerted[passed["_item"].to_numpy()] = True
                 st.scorer.note_alerts(passed["user"], passed["role"], passed["last_time"])
         # a window so far is judged, never learned: its window is learned whole when it ends

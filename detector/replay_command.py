@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Final, TextIO
 from detector.alert_table import format_alert_table
 from detector.alerts import Alert, write_jsonl
 from detector.config import Config
+from detector.metrics import Metrics, MetricsServer
 from detector.pipeline import DetectorState, Pipeline
 from detector.threat_rules import load_rules
 from models.state import load_state, save_state
@@ -96,15 +98,18 @@ def replay_files(
     dead_letter: Path | None = None,
     progress: TextIO | None = sys.stderr,
     history: Sequence[Path] = (),
+    metrics: Metrics | None = None,
 ) -> ReplaySummary:
     """Replay ``paths`` through the pipeline; return the summary with the final alerts.
 
     ``history`` files are replayed first with alerting off: the models learn from them
-    (a warm start from past logs) and the alerts begin with ``paths``.
+    (a warm start from past logs) and the alerts begin with ``paths``. ``metrics``: where
+    lines, rejects, batches and alerts are counted as they go.
     """
     started = time.perf_counter()
     summary = ReplaySummary()
     pipeline = load_pipeline(config, state_path)
+    pipeline.metrics = metrics
     writer = DeadLetterWriter(dead_letter)
     try:
         for files in (history, paths):
@@ -116,6 +121,10 @@ def replay_files(
                 summary.lines += result.lines
                 summary.events += result.events.height
                 writer.write(result.rejects)
+                if metrics is not None:
+                    reasons = result.rejects["reason"].to_list() if result.rejects.height else []
+                    metrics.parsed(batch.format, result.lines, Counter(reasons))
+                    metrics.dead_lettered(reasons if dead_letter is not None else ())
                 pipeline.process(result.events)
                 if progress is not None:
                     elapsed = time.perf_counter() - started
@@ -129,7 +138,10 @@ def replay_files(
         if state_path is None:
             pipeline.finish()
         else:
+            saving = time.perf_counter()
             save_state(state_path, pipeline.state, kind=STATE_KIND, version=STATE_VERSION)
+            if metrics is not None:
+                metrics.checkpointed(time.perf_counter() - saving)
     finally:
         writer.close()
     if progress is not None:
@@ -157,9 +169,26 @@ def run_replay(
     dlq = dead_letter if dead_letter is not None else alerts_out.with_suffix(".deadletter.jsonl")
     if dlq.exists():
         dlq.unlink()
-    summary = replay_files(
-        paths, config, state_path=config.state, dead_letter=dlq, progress=progress, history=history
-    )
+    metrics = server = None
+    if config.metrics_port is not None:
+        metrics = Metrics()
+        server = MetricsServer(metrics, config.metrics_port, config.metrics_addr)
+    try:
+        summary = replay_files(
+            paths,
+            config,
+            state_path=config.state,
+            dead_letter=dlq,
+            progress=progress,
+            history=history,
+            metrics=metrics,
+        )
+        if server is not None and config.metrics_linger_seconds:
+            # a batch job's last values: the next scrape must still find them
+            time.sleep(config.metrics_linger_seconds)
+    finally:
+        if server is not None:
+            server.close()
     alerts_out.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(summary.alerts, alerts_out)
     if summary.alerts:

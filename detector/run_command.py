@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from detector.config import load_config
-from detector.source_flags import add_source_flags, source_values
+from detector.source_flags import add_metrics_flags, add_source_flags, metrics_values, source_values
 
 
 def add_parser(sub: Any) -> None:
@@ -42,6 +42,7 @@ def add_parser(sub: Any) -> None:
                    help="at --until-idle, close every window like replay (default "
                    "without --state-dir)")  # fmt: skip
     add_source_flags(r)  # the format is detected per partition when not given
+    add_metrics_flags(r)
 
 
 def run_command(args: argparse.Namespace, stream: TextIO | None = None) -> int:
@@ -50,7 +51,7 @@ def run_command(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     from detector.stream_runner import run_stream
 
     stream = sys.stdout if stream is None else stream
-    config = load_config(args.config, source_values(args))
+    config = load_config(args.config, source_values(args) | metrics_values(args))
     settings = config.kafka_settings(args.bootstrap)
     options = StreamOptions(
         topic=args.topic,

@@ -56,3 +56,31 @@ def source_values(args: argparse.Namespace) -> dict[str, object]:
         "tz_abbreviations": dict(args.tz_abbrev) if args.tz_abbrev else None,
         "catalog": getattr(args, "catalog", None),
     }
+
+
+def add_metrics_flags(p: argparse.ArgumentParser) -> None:
+    """``--metrics-port``, ``--metrics-addr`` and ``--metrics-linger`` (``[metrics]``)."""
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on /metrics at this port (default: off)",
+    )
+    p.add_argument("--metrics-addr", default=None, help="address to serve them on (0.0.0.0)")
+    p.add_argument(
+        "--metrics-linger",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="keep serving this long after the end, for a last scrape (default 0)",
+    )
+
+
+def metrics_values(args: argparse.Namespace) -> dict[str, object]:
+    """The config values of :func:`add_metrics_flags`."""
+    return {
+        "metrics_port": args.metrics_port,
+        "metrics_addr": args.metrics_addr,
+        "metrics_linger_seconds": args.metrics_linger,
+    }

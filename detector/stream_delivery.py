@@ -9,6 +9,7 @@ from typing import Any
 
 from detector.alerts import Alert
 from detector.exceptions import StreamingError
+from detector.metrics import Metrics
 from detector.stream_options import RunSummary, StreamOptions
 from streams.kafka_records import RecordReject
 
@@ -25,12 +26,21 @@ class Delivery:
         topic (named in dead letters).
     summary
         Where alerts sent and dead letters are counted.
+    metrics
+        Where dead letters sent are counted too.
     """
 
-    def __init__(self, producer: Any, options: StreamOptions, summary: RunSummary) -> None:
+    def __init__(
+        self,
+        producer: Any,
+        options: StreamOptions,
+        summary: RunSummary,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.producer = producer
         self.options = options
         self.summary = summary
+        self.metrics = metrics
         self.pending: list[Any] = []
 
     def alerts(self, alerts: list[Alert]) -> None:
@@ -56,6 +66,8 @@ class Delivery:
                 self.pending.append(
                     self.producer.send(self.options.dlq_topic, value=r.value, headers=headers)
                 )
+        if self.metrics is not None and self.options.dlq_topic is not None:
+            self.metrics.dead_lettered(r.reason for r in rejects)
 
     def acknowledge(self) -> None:
         """Wait until every alert and dead letter sent so far is acknowledged.

@@ -42,12 +42,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 import polars as pl
 
 from detector.alerts import write_jsonl
 from detector.config import Config
+from detector.metrics import Metrics, MetricsServer
 from detector.pipeline import Pipeline
 from detector.pipeline_worker import PipelineWorker
 from detector.stream_clients import checkpoint_store, clients, fetch_args
@@ -80,7 +82,9 @@ class _Runner:
         )
         self.consumer, producer = clients(settings, options)
         self.summary = RunSummary()
-        self.delivery = Delivery(producer, options, self.summary)
+        self.metrics = None if config.metrics_port is None else Metrics()
+        self.pipeline.metrics = self.metrics
+        self.delivery = Delivery(producer, options, self.summary, self.metrics)
         # the records are read and parsed in a child process (its own interpreter: the
         # pipeline keeps this one's); this process's consumer holds the group membership
         self.fetcher = FetcherProcess(
@@ -231,6 +235,8 @@ class _Runner:
             self._arrive(assigned - self.seeked)
             self.fetcher.read()  # the frames arrived so far
             idle = self._idle(assigned)
+            if self.metrics is not None:
+                self.metrics.partition_lag(self._behind(assigned))
             stamps, self.stamps = self.stamps, []
             if self.options.measure:
                 self._measure(stamps, assigned, started, turn)
@@ -283,16 +289,23 @@ class _Runner:
                 self.flushing.discard(p)
             self.summary.events += read.events.height
             self.delivery.dead_letters(read.rejects)
+            if self.metrics is not None:
+                reasons = Counter(r.reason for r in read.rejects)
+                self.metrics.parsed(read.format or "unknown", read.records, reasons)
         self.highwater.update(frame.highwater)
 
+    def _behind(self, assigned: set[int]) -> dict[int, int]:
+        """Records not read yet per partition whose high watermark is known."""
+        offsets = self.state.offsets
+        return {
+            p: max(0, high - offsets.get(p, 0))
+            for p in assigned
+            if (high := self.highwater.get(p)) is not None
+        }
+
     def _measure(self, stamps: list[int], assigned: set[int], started: float, turn: float) -> None:
-        behind = 0
-        for p in assigned:
-            high = self.highwater.get(p)
-            if high is not None:
-                behind += max(0, high - self.state.offsets.get(p, 0))
         now = time.perf_counter() - started
-        self.summary.lag.append((now, behind))
+        self.summary.lag.append((now, sum(self._behind(assigned).values())))
         if stamps and self.summary.busy is None:
             # from the start of the fetcher's first poll that read records (it decoded
             # and parsed them) to the end of the last batch judged (:meth:`_judged`)
@@ -343,6 +356,7 @@ class _Runner:
         from kafka.errors import KafkaError
         from kafka.structs import OffsetAndMetadata
 
+        began = time.perf_counter()
         # the parsers as of the last frame read (the frames before the answer go to the
         # merge), then the batches released so far judged: state and offsets agree
         streams = self.fetcher.snapshot()
@@ -362,6 +376,8 @@ class _Runner:
                 print(f"exfil-detector: offsets not committed: {exc}", file=sys.stderr)
         self.summary.checkpoints += 1
         self.last_checkpoint = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.checkpointed(time.perf_counter() - began)
 
     def _finish(self) -> None:
         close = self.options.close_at_end
@@ -396,10 +412,15 @@ def run_stream(
     """Consume until stopped (signal, or ``until_idle``); the run's summary."""
     stop = stop or StopSignal()
     runner = _Runner(config, settings, options, stop)
+    server = None
     try:
+        if runner.metrics is not None:
+            server = MetricsServer(runner.metrics, config.metrics_port or 0, config.metrics_addr)
         summary = runner.run()
     finally:
         runner.fetcher.stop()  # also when the run failed (done already otherwise)
+        if server is not None:
+            server.close()
     if options.alerts_out is not None:
         options.alerts_out.parent.mkdir(parents=True, exist_ok=True)
         write_jsonl(summary.alerts, options.alerts_out)
