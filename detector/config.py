@@ -21,7 +21,8 @@ Environment variables
 ``EXFIL_KAFKA_SSL_CAFILE``  Kafka TLS/SASL settings (``[kafka]`` keys of the same names)
 ``EXFIL_KAFKA_SASL_PASSWORD`` the SASL password itself (never in a file of the repo), or
 ``EXFIL_KAFKA_SASL_PASSWORD_FILE`` a file holding it (``sasl_password_file`` in ``[kafka]``)
-``EXFIL_METRICS_PORT``      serve Prometheus metrics on ``/metrics`` at this port
+``EXFIL_METRICS_PORT``      serve Prometheus metrics on ``/metrics`` at this port (``off``:
+                            none; default: 9717 for ``run``, none for ``replay``)
 ``EXFIL_METRICS_ADDR``      ... on this address (``0.0.0.0`` by default)
 
 Config file (TOML)
@@ -56,8 +57,8 @@ Config file (TOML)
     sasl_password_file = "/run/secrets/kafka-password"   # or EXFIL_KAFKA_SASL_PASSWORD
     ssl_cafile = "/etc/ssl/certs/kafka-ca.pem"
 
-    [metrics]                 # Prometheus /metrics (detector/metrics.py); off without a port
-    port = 9108
+    [metrics]                 # Prometheus /metrics (detector/metrics.py)
+    port = 9717               # "off": none (default: 9717 for run, none for replay)
     addr = "0.0.0.0"
     linger_seconds = 0.0      # replay: keep serving this long after the end (last scrape)
 
@@ -110,6 +111,8 @@ ENV_VARS: Mapping[str, str] = {
     "EXFIL_METRICS_PORT": "metrics_port",
     "EXFIL_METRICS_ADDR": "metrics_addr",
 }
+#: ``metrics_port`` when metrics are turned off (``off`` in the file, env or flags).
+METRICS_OFF: Final = -1
 #: Keys of the ``[kafka]`` section (stored as ``kafka_<key>``).
 _KAFKA_KEYS: Final = (
     "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password_file",
@@ -157,6 +160,8 @@ class Config:
     kafka_ssl_cafile: str | None = None
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
+    #: ``None``: the job's default (``run`` serves metrics, ``replay`` does not);
+    #: :data:`METRICS_OFF`: none
     metrics_port: int | None = None
     metrics_addr: str = "0.0.0.0"
     metrics_linger_seconds: float = 0.0
@@ -243,6 +248,16 @@ class Config:
         except KafkaSettingsError as exc:
             raise ConfigError(str(exc)) from exc
 
+    def metrics_port_for(self, default: int | None) -> int | None:
+        """The port a job serves metrics on (``None``: none), given the job's default.
+
+        >>> Config().metrics_port_for(9717), Config(metrics_port=METRICS_OFF).metrics_port_for(9717)
+        (9717, None)
+        """
+        if self.metrics_port is None:
+            return default
+        return None if self.metrics_port == METRICS_OFF else self.metrics_port
+
     def source_options(self) -> SourceOptions:
         return SourceOptions(
             format=self.format,
@@ -316,16 +331,19 @@ def _from_file(path: Path) -> dict[str, Any]:
 
 
 def _metrics_values(values: dict[str, Any]) -> None:
-    """The ``[metrics]`` values checked and typed (env values are strings)."""
+    """The ``[metrics]`` values checked and typed (env values are strings; ``off`` is
+    :data:`METRICS_OFF`)."""
     try:
-        if values.get("metrics_port") is not None:
+        if str(values.get("metrics_port")).lower() == "off":
+            values["metrics_port"] = METRICS_OFF
+        elif values.get("metrics_port") is not None:
             values["metrics_port"] = int(values["metrics_port"])
         values["metrics_linger_seconds"] = float(values.get("metrics_linger_seconds", 0.0))
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"metrics port and linger_seconds are numbers: {exc}") from exc
+        raise ConfigError(f"metrics port (or off) and linger_seconds are numbers: {exc}") from exc
     port = values.get("metrics_port")
-    if port is not None and not 0 <= port <= 65535:
-        raise ConfigError(f"metrics port must be 0-65535, got {port}")
+    if port is not None and port != METRICS_OFF and not 0 <= port <= 65535:
+        raise ConfigError(f"metrics port must be 0-65535 or off, got {port}")
     if values["metrics_linger_seconds"] < 0:
         raise ConfigError("metrics linger_seconds must not be negative")
 

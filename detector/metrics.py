@@ -23,6 +23,7 @@ with the batch's total, labelled children are kept, and distributions of whole b
 from __future__ import annotations
 
 import platform
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from detector.alerts import Alert
+    from detector.config import Config
 
 #: Anomaly score buckets: the budget's floor is 3, alerts mostly score 4-20.
 SCORE_BUCKETS: Final = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0)
@@ -324,6 +326,40 @@ class Metrics:
         for family in self.registry.collect():
             names.update(family.name + s for s in suffixes.get(family.type, ("",)))
         return names
+
+
+#: Where ``run`` serves its metrics unless told otherwise.
+RUN_PORT: Final = 9717
+
+
+def serve_metrics(
+    config: Config, default_port: int | None
+) -> tuple[Metrics | None, MetricsServer | None]:
+    """A job's metrics and their endpoint, as configured (``config.metrics_port``, else the
+    job's ``default_port``; ``(None, None)``: none).
+
+    Raises
+    ------
+    MetricsError
+        A port the user asked for cannot be bound. The default port taken (another
+        detector on this host) is only a warning: the job runs, unmetered.
+    """
+    port = config.metrics_port_for(default_port)
+    if port is None:
+        return None, None
+    metrics = Metrics()
+    try:
+        return metrics, MetricsServer(metrics, port, config.metrics_addr)
+    except MetricsError as exc:
+        if config.metrics_port is not None:
+            raise
+        print(
+            f"exfil-detector: warning: {exc}: metrics not served (give each process its "
+            "own --metrics-port)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return None, None
 
 
 class MetricsServer:

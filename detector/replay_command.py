@@ -25,7 +25,7 @@ from typing import Final, TextIO
 from detector.alert_table import format_alert_table
 from detector.alerts import Alert, write_jsonl
 from detector.config import Config
-from detector.metrics import Metrics, MetricsServer
+from detector.metrics import Metrics, serve_metrics
 from detector.pipeline import DetectorState, Pipeline
 from detector.threat_rules import load_rules
 from models.state import load_state, save_state
@@ -169,10 +169,7 @@ def run_replay(
     dlq = dead_letter if dead_letter is not None else alerts_out.with_suffix(".deadletter.jsonl")
     if dlq.exists():
         dlq.unlink()
-    metrics = server = None
-    if config.metrics_port is not None:
-        metrics = Metrics()
-        server = MetricsServer(metrics, config.metrics_port, config.metrics_addr)
+    metrics, server = serve_metrics(config, None)
     try:
         summary = replay_files(
             paths,

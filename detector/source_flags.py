@@ -62,10 +62,10 @@ def add_metrics_flags(p: argparse.ArgumentParser) -> None:
     """``--metrics-port``, ``--metrics-addr`` and ``--metrics-linger`` (``[metrics]``)."""
     p.add_argument(
         "--metrics-port",
-        type=int,
         default=None,
         metavar="PORT",
-        help="serve Prometheus metrics on /metrics at this port (default: off)",
+        help="serve Prometheus metrics on /metrics at this port; 'off': none "
+        "(default: 9717 for run, none for replay)",
     )
     p.add_argument("--metrics-addr", default=None, help="address to serve them on (0.0.0.0)")
     p.add_argument(

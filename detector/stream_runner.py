@@ -49,7 +49,7 @@ import polars as pl
 
 from detector.alerts import write_jsonl
 from detector.config import Config
-from detector.metrics import Metrics, MetricsServer
+from detector.metrics import RUN_PORT, Metrics, serve_metrics
 from detector.pipeline import Pipeline
 from detector.pipeline_worker import PipelineWorker
 from detector.stream_clients import checkpoint_store, clients, fetch_args
@@ -65,7 +65,12 @@ class _Runner:
     """One consumer, one producer, one pipeline; the loop of :func:`run_stream`."""
 
     def __init__(
-        self, config: Config, settings: KafkaSettings, options: StreamOptions, stop: StopSignal
+        self,
+        config: Config,
+        settings: KafkaSettings,
+        options: StreamOptions,
+        stop: StopSignal,
+        metrics: Metrics | None,
     ) -> None:
         from kafka import TopicPartition
 
@@ -82,8 +87,8 @@ class _Runner:
         )
         self.consumer, producer = clients(settings, options)
         self.summary = RunSummary()
-        self.metrics = None if config.metrics_port is None else Metrics()
-        self.pipeline.metrics = self.metrics
+        self.metrics = metrics
+        self.pipeline.metrics = metrics
         self.delivery = Delivery(producer, options, self.summary, self.metrics)
         # the records are read and parsed in a child process (its own interpreter: the
         # pipeline keeps this one's); this process's consumer holds the group membership
@@ -411,14 +416,14 @@ def run_stream(
 ) -> RunSummary:
     """Consume until stopped (signal, or ``until_idle``); the run's summary."""
     stop = stop or StopSignal()
-    runner = _Runner(config, settings, options, stop)
-    server = None
+    metrics, server = serve_metrics(config, RUN_PORT)
     try:
-        if runner.metrics is not None:
-            server = MetricsServer(runner.metrics, config.metrics_port or 0, config.metrics_addr)
-        summary = runner.run()
+        runner = _Runner(config, settings, options, stop, metrics)
+        try:
+            summary = runner.run()
+        finally:
+            runner.fetcher.stop()  # also when the run failed (done already otherwise)
     finally:
-        runner.fetcher.stop()  # also when the run failed (done already otherwise)
         if server is not None:
             server.close()
     if options.alerts_out is not None:

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from detector.cli import bundled_sample, bundled_sample_config
 from detector.config import load_config
 from detector.exceptions import ConfigError, MetricsError
-from detector.metrics import Metrics, MetricsServer
+from detector.metrics import RUN_PORT, Metrics, MetricsServer, serve_metrics
 from detector.replay_command import ReplaySummary, replay_files
 from detector.threat_rules import load_rules
 
@@ -112,6 +112,10 @@ def test_the_metrics_settings_come_from_file_env_and_flags(tmp_path: Path) -> No
     assert load_config(env={}).metrics_port is None  # off by default
     with pytest.raises(ConfigError, match="0-65535"):
         load_config(env={"EXFIL_METRICS_PORT": "70000"})
+    # run serves them unless told not to; replay only when told to
+    assert load_config(env={}).metrics_port_for(RUN_PORT) == RUN_PORT
+    assert load_config(env={"EXFIL_METRICS_PORT": "off"}).metrics_port_for(RUN_PORT) is None
+    assert load_config(path, {"metrics_port": "off"}, env={}).metrics_port_for(None) is None
     path.write_text("[metrics]\nprot = 1\n")
     with pytest.raises(ConfigError, match=r"unknown key\(s\) in \[metrics\]"):
         load_config(path, env={})
@@ -124,6 +128,23 @@ def test_a_port_in_use_is_a_clear_error() -> None:
             MetricsServer(Metrics(), first.port, "127.0.0.1")
     finally:
         first.close()
+
+
+def test_the_default_port_taken_is_a_warning_a_chosen_one_an_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    taken = MetricsServer(Metrics(), 0, "127.0.0.1")
+    try:
+        config = load_config(env={"EXFIL_METRICS_ADDR": "127.0.0.1"})
+        assert serve_metrics(config, taken.port) == (None, None)
+        assert "metrics not served" in capsys.readouterr().err
+        chosen = load_config(
+            env={"EXFIL_METRICS_ADDR": "127.0.0.1"}, flags={"metrics_port": taken.port}
+        )
+        with pytest.raises(MetricsError):
+            serve_metrics(chosen, None)
+    finally:
+        taken.close()
 
 
 def test_every_declared_metric_is_listed_even_before_it_has_a_value() -> None:
