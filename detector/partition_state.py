@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from detector.alerts import Alert
+from detector.detector_state import DetectorState, PartState
 from detector.exceptions import DetectorError
-from detector.pipeline import DetectorState, PartState
 from detector.scorer_handover import (
     SharedModels,
     UserRows,

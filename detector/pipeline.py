@@ -26,14 +26,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
 
-from detector.alerts import Alert, AlertBook
+from detector.alerts import Alert
 from detector.config import Config
+from detector.detector_state import DetectorState, PartState, window_clock
 from detector.scoring import Scorer
 from detector.threat_match import match_rules, render_reasons
 from detector.threat_rules import ThreatRule
@@ -47,6 +47,10 @@ from models.calibration import AlertBudget
 if TYPE_CHECKING:
     from detector.metrics import Metrics
 
+# DetectorState and PartState lived here: state files saved before pickle them by this
+# module's name
+__all__ = ["DetectorState", "PartState", "Pipeline"]
+
 _SCALES: Final = ("statement", *SCALES)
 _EPOCH: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
 
@@ -56,83 +60,6 @@ def _so_far(items: pl.DataFrame) -> np.ndarray:
     length = pl.col("scale").replace_strict(SCALES, default=None, return_dtype=pl.Duration("us"))
     partial = pl.col("window_end") < pl.col("window_start") + length
     return items.select(partial.fill_null(False)).to_series().to_numpy()
-
-
-@dataclass
-class PartState:
-    """What one input partition's users hold open: first-seen sets, windows, big
-    statements waiting for the watermark. Users are keyed to one partition (``ship`` and
-    production shippers key records by user), so a partition's part moves to the process
-    that owns the partition next (:mod:`detector.partition_state`): whole, except its
-    windows, which are its users' share of the aggregator it uses."""
-
-    seen: SeenSets
-    #: the partition's windows: the process's (``DetectorState.windows``, shared by every
-    #: partition in step, so a batch is windowed once) or, out of step, its own
-    windows: WindowAggregator
-    pending: pl.DataFrame | None = None
-    users: set[str] = field(default_factory=set)
-
-
-@dataclass
-class DetectorState:
-    """Everything the detector has learned and holds open; saved with ``--state``.
-
-    ``parts`` holds each input partition's open state (replay has one, ``0``); the models,
-    budgets and alerts are the process's. A partition taken over from another process
-    whose clock differs from this one's is *out of step* (``True``: behind): its windows
-    close by its own clock until the clocks meet, so its users' events are not late here
-    because the partition came late, and this process's are not late because it came
-    early.
-    """
-
-    id_key: bytes
-    parts: dict[int, PartState] = field(default_factory=dict)
-    windows: WindowAggregator | None = None
-    out_of_step: dict[int, bool] = field(default_factory=dict)
-    scorer: Scorer = field(default_factory=Scorer)
-    budgets: dict[str, AlertBudget] = field(default_factory=dict)
-    book: AlertBook = field(default_factory=AlertBook)
-    to_learn: list[pl.DataFrame] = field(default_factory=list)
-    learn_epoch: dt.datetime | None = None
-    started: dt.datetime | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-
-    def count(self, name: str, n: int) -> None:
-        self.counts[name] = self.counts.get(name, 0) + n
-
-    def aggregators(self) -> list[WindowAggregator]:
-        """The window aggregators in use: the process's, and those of partitions out of
-        step."""
-        found = {} if self.windows is None else {id(self.windows): self.windows}
-        for part in self.parts.values():
-            found.setdefault(id(part.windows), part.windows)
-        return list(found.values())
-
-    def lead(self, windows: WindowAggregator) -> None:
-        """Make ``windows`` the process's (no partition in step is left on the old one);
-        the partitions out of step are then behind or ahead of its clock."""
-        self.windows = windows
-        now = _clock(windows)
-        for key in self.out_of_step:
-            clock = _clock(self.parts[key].windows)
-            self.out_of_step[key] = now is not None and clock is not None and clock < now
-
-    @property
-    def late_events(self) -> int:
-        """Events that arrived after their window had closed (counted, never dropped)."""
-        return sum(getattr(w, "late_events_", 0) for w in self.aggregators())
-
-    @property
-    def max_time(self) -> dt.datetime | None:
-        """The latest event time seen in any partition."""
-        times = [c for w in self.aggregators() if (c := _clock(w)) is not None]
-        return max(times) if times else None
-
-
-def _clock(windows: WindowAggregator) -> dt.datetime | None:
-    windows._state()
-    return windows.max_time_
 
 
 class Pipeline:
@@ -271,16 +198,16 @@ class Pipeline:
         if st.out_of_step and len(st.out_of_step) == len(st.parts):
             # every partition was taken over: the one furthest behind leads (no one's
             # events become late)
-            lead = min(st.out_of_step, key=lambda k: _clock(st.parts[k].windows) or _EPOCH)
+            lead = min(st.out_of_step, key=lambda k: window_clock(st.parts[k].windows) or _EPOCH)
             del st.out_of_step[lead]
             st.lead(st.parts[lead].windows)
             main = st.parts[lead].windows
-        now = _clock(main)
+        now = window_clock(main)
         if now is None:
             return
         for key, behind in list(st.out_of_step.items()):
             part = st.parts[key]
-            clock = _clock(part.windows)
+            clock = window_clock(part.windows)
             if clock is None or (clock >= now if behind else now >= clock):
                 del st.out_of_step[key]
                 main.put(part.windows)

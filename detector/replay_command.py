@@ -25,8 +25,9 @@ from typing import Final, TextIO
 from detector.alert_table import format_alert_table
 from detector.alerts import Alert, write_jsonl
 from detector.config import Config
+from detector.detector_state import DetectorState
 from detector.metrics import Metrics, serve_metrics
-from detector.pipeline import DetectorState, Pipeline
+from detector.pipeline import Pipeline
 from detector.threat_rules import load_rules
 from models.state import load_state, save_state
 from streams.deadletter import DeadLetterWriter

@@ -26,9 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from detector.detector_state import DetectorState
 from detector.exceptions import CheckpointFenced
 from detector.partition_state import ProcessModels, export_part, import_part, process_models
-from detector.pipeline import DetectorState
 from detector.stream_checkpoint import (
     CheckpointRound,
     CheckpointStore,
