@@ -9,7 +9,7 @@ uses (:class:`detector.pipeline.Pipeline`). Each partition has its own parser
 order (:class:`streams.partition_merge.EventTimeMerge`) so a topic consumed at uneven
 speeds is judged as the file it was shipped from.
 
-Two processes, two threads: a spawned child (:mod:`streams.kafka_fetcher`) fetches,
+Two processes, two threads: a child process (:mod:`streams.kafka_fetcher`) fetches,
 decodes and parses the partitions this process owns and sends their events; this process
 holds the group membership (its own consumer reads nothing), merges, judges on the
 pipeline's thread (:mod:`detector.pipeline_worker`), checkpoints and commits.
