@@ -1,7 +1,7 @@
 """Every Prometheus metric exfil-detector exports, declared here and nowhere else.
 
 ``replay`` and ``run`` serve them on ``/metrics`` (``--metrics-port``; see
-:func:`serve`). Names follow Prometheus conventions: the ``exfil_`` prefix, ``_total``
+:func:`serve_metrics`). Names follow Prometheus conventions: the ``exfil_`` prefix, ``_total``
 counters, base units (seconds, records). Labels are bounded, closed sets: source formats,
 reject reasons, severities, threat kinds, window scales, partition numbers. A label never
 holds a user name, an address, a table or anything from a statement: those are unbounded
@@ -26,7 +26,7 @@ import platform
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from typing import TYPE_CHECKING, Final
 
@@ -239,12 +239,9 @@ class Metrics:
         for reason, n in rejects.items():
             self.rejected.labels(reason).inc(n)
 
-    def dead_lettered(self, reasons: Iterable[str]) -> None:
-        """Rejected records written to the dead letters."""
-        counts: dict[str, int] = {}
-        for reason in reasons:
-            counts[reason] = counts.get(reason, 0) + 1
-        for reason, n in counts.items():
+    def dead_lettered(self, rejects: Mapping[str, int]) -> None:
+        """Rejected records written to the dead letters, by reason."""
+        for reason, n in rejects.items():
             self.dead_letters.labels(reason).inc(n)
 
     def judged(

@@ -140,12 +140,10 @@ class Pipeline:
         started = time.perf_counter()
         signals, alerts = self._process(events, parts)
         if self.metrics is not None:
-            self._report(events, signals, time.perf_counter() - started, alerts)
+            self._report(events, signals, time.perf_counter() - started)
         return alerts
 
-    def _report(
-        self, events: pl.DataFrame, signals: pl.DataFrame, seconds: float, alerts: list[Alert]
-    ) -> None:
+    def _report(self, events: pl.DataFrame, signals: pl.DataFrame, seconds: float) -> None:
         st = self.state
         assert self.metrics is not None
         self.metrics.judged(events, signals, seconds, st.scorer.users(), st.late_events)
@@ -229,7 +227,7 @@ class Pipeline:
         self._learn()
         if self.metrics is not None:
             empty = pl.DataFrame()
-            self._report(empty, empty, time.perf_counter() - started, alerts)
+            self._report(empty, empty, time.perf_counter() - started)
         return alerts
 
     # -- deciding ----------------------------------------------------------------------

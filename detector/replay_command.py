@@ -124,8 +124,10 @@ def replay_files(
                 writer.write(result.rejects)
                 if metrics is not None:
                     reasons = result.rejects["reason"].to_list() if result.rejects.height else []
-                    metrics.parsed(batch.format, result.lines, Counter(reasons))
-                    metrics.dead_lettered(reasons if dead_letter is not None else ())
+                    rejects = Counter(reasons)
+                    metrics.parsed(batch.format, result.lines, rejects)
+                    if dead_letter is not None:
+                        metrics.dead_lettered(rejects)
                 pipeline.process(result.events)
                 if progress is not None:
                     elapsed = time.perf_counter() - started

@@ -5,6 +5,7 @@ headers), and the acknowledgement every checkpoint waits for before it saves any
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from detector.alerts import Alert
@@ -67,7 +68,7 @@ class Delivery:
                     self.producer.send(self.options.dlq_topic, value=r.value, headers=headers)
                 )
         if self.metrics is not None and self.options.dlq_topic is not None:
-            self.metrics.dead_lettered(r.reason for r in rejects)
+            self.metrics.dead_lettered(Counter(r.reason for r in rejects))
 
     def acknowledge(self) -> None:
         """Wait until every alert and dead letter sent so far is acknowledged.

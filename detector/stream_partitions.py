@@ -35,7 +35,6 @@ from detector.stream_checkpoint import (
     PartitionCheckpoint,
     untorn,
 )
-from streams.file_source import SourceOptions
 from streams.kafka_records import PartitionStream
 from streams.partition_merge import EventTimeMerge
 
@@ -62,33 +61,21 @@ class OwnedPartitions:
     store
         Where checkpoints live (``None``: nowhere; a partition leaving then takes
         nothing with it and its users start cold at their next owner).
-    options, max_record_bytes
-        How a new partition's parser reads records.
     """
 
     topic: str
     detector: DetectorState
     store: CheckpointStore | None
-    options: SourceOptions
-    max_record_bytes: int
     #: per partition, the epoch this process claimed it at (stamped in its checkpoints)
     epochs: dict[int, int] = field(default_factory=dict)
+    #: each partition's parser, as of the last snapshot the fetcher process sent (or its
+    #: checkpoint's, on arrival)
     partitions: dict[int, PartitionStream] = field(default_factory=dict)
     merge: EventTimeMerge = field(default_factory=EventTimeMerge)
     offsets: dict[int, int] = field(default_factory=dict)
     #: this process as a checkpoint writer, and its rounds so far
     writer: str = field(default_factory=lambda: secrets.token_hex(8))
     rounds: int = 0
-
-    def stream(self, partition: int) -> PartitionStream:
-        """The partition's parser (a new one for a partition read from its start)."""
-        stream = self.partitions.get(partition)
-        if stream is None:
-            stream = PartitionStream(
-                self.topic, partition, self.options, max_record_bytes=self.max_record_bytes
-            )
-            self.partitions[partition] = stream
-        return stream
 
     def take_over(self, partitions: Iterable[int]) -> dict[int, int]:
         """Claim arriving partitions (from then on, their previous owners' saves are

@@ -78,13 +78,7 @@ class _Runner:
         self.config, self.options, self.stop = config, options, stop
         store, key = checkpoint_store(config, settings, options)
         self.pipeline = Pipeline(config, config.load_catalog(), load_rules(), id_key=key)
-        self.state = OwnedPartitions(
-            options.topic,
-            self.pipeline.state,
-            store,
-            config.source_options(),
-            options.max_record_bytes,
-        )
+        self.state = OwnedPartitions(options.topic, self.pipeline.state, store)
         self.consumer, producer = clients(settings, options)
         self.summary = RunSummary()
         self.metrics = metrics

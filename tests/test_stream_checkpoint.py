@@ -116,11 +116,11 @@ def _owned(config: Config, events: pl.DataFrame, store: CheckpointDir) -> OwnedP
     """A process that claimed the three partitions (epoch 1 each) and read the sample's
     first half of them (their parsers at offsets 100, 101, 102)."""
     pipeline = _new(config)
-    owned = OwnedPartitions("audit", pipeline.state, store, config.source_options(), 1 << 20)
+    owned = OwnedPartitions("audit", pipeline.state, store)
     assert owned.take_over(range(PARTS)) == {}  # claimed; no checkpoint yet
     _feed(pipeline, _halves(events)[0])
     for p in range(PARTS):
-        owned.stream(p)
+        owned.partitions[p] = PartitionStream("audit", p)
         owned.offsets[p] = 100 + p
     return owned
 
@@ -219,12 +219,12 @@ def test_a_process_killed_mid_round_is_resumed_from_its_last_whole_round(
     thirds = _thirds(events)
     old = _new(config)
     store = _DyingDir(tmp_path, "audit", saves=PARTS + 1)
-    owned = OwnedPartitions("audit", old.state, store, config.source_options(), 1 << 20)
+    owned = OwnedPartitions("audit", old.state, store)
     assert owned.take_over(range(PARTS)) == {}
     for round_, third in enumerate(thirds[:2], start=1):
         _feed(old, third)
         for p in range(PARTS):
-            owned.stream(p)
+            owned.partitions.setdefault(p, PartitionStream("audit", p))
             owned.offsets[p] = round_
         if round_ == 1:
             assert owned.save_all() == set()
@@ -234,9 +234,7 @@ def test_a_process_killed_mid_round_is_resumed_from_its_last_whole_round(
     torn = [store.load(p) for p in range(PARTS)]
     assert [c.offset for c in torn if c] == [2, 1, 1]  # the round the process died in
     new = _new(config)
-    replacement = OwnedPartitions(
-        "audit", new.state, CheckpointDir(tmp_path, "audit"), config.source_options(), 1 << 20
-    )
+    replacement = OwnedPartitions("audit", new.state, CheckpointDir(tmp_path, "audit"))
     assert replacement.take_over(range(PARTS)) == {0: 1, 1: 1, 2: 1}
     _feed(new, pl.concat(thirds[1:]))
     new.finish()
