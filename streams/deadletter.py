@@ -22,6 +22,7 @@ REJECT_REASONS: Final = (
     "bad_timestamp",
     "bad_csv",
     "bad_json",
+    "bad_event_kind",
     "wrong_field_count",
     "bad_audit_payload",
     "forged_audit",

@@ -31,7 +31,7 @@ from streams.base import Parser, ParseResult
 from streams.detect import detect_text
 from streams.exceptions import UnknownFormatError
 from streams.file_source import SourceOptions, make_parser
-from streams.schema import EVENT_SCHEMA, conform, empty_events
+from streams.schema import EVENT_KINDS, EVENT_SCHEMA, conform, empty_events
 
 #: A value's format when it is a canonical event (not a raw audit record).
 CANONICAL: Final = "canonical-json"
@@ -209,36 +209,63 @@ class PartitionStream:
             kept.append((offset, text))
         if not rows:
             return empty_events()
-        try:
-            frame = _canonical_frame(rows)
-        except (pl.exceptions.PolarsError, TypeError, ValueError):
-            # one record's types poison the batch: judge them one by one
-            frames = []
-            for row, (offset, text) in zip(rows, kept, strict=True):
-                try:
-                    frames.append(_canonical_frame([row]))
-                except (pl.exceptions.PolarsError, TypeError, ValueError):
-                    rejects.append(RecordReject(self.partition, offset, "bad_json", text.encode()))
-            if not frames:
-                return empty_events()
-            frame = pl.concat(frames)
-        bad = frame["event_time"].is_null().to_list()
-        for (offset, text), is_bad in zip(kept, bad, strict=False):
-            if is_bad:
-                rejects.append(RecordReject(self.partition, offset, "bad_timestamp", text.encode()))
-        return frame.filter(pl.col("event_time").is_not_null())
+        frame = _canonical_frame(rows)
+        # a time that does not parse, or a kind the features do not know (they would skip
+        # the event without a word): dead-lettered with the reason
+        reason = (
+            pl.when(pl.col("event_time").is_null())
+            .then(pl.lit("bad_timestamp"))
+            .when(pl.col("event_kind").is_in(EVENT_KINDS).not_().fill_null(True))
+            .then(pl.lit("bad_event_kind"))
+        )
+        reasons = frame.select(reason.alias("reason"))["reason"].to_list()
+        for (offset, text), why in zip(kept, reasons, strict=True):
+            if why is not None:
+                rejects.append(RecordReject(self.partition, offset, why, text.encode()))
+        return frame.filter(pl.Series(reasons).is_null())
 
 
 def _canonical_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     """Canonical events from JSON objects: ISO-8601 times with an offset (or ``Z``); values
-    that do not fit their column's type become null, a time that does not parse too."""
-    frame = pl.DataFrame(rows, infer_schema_length=None)
-    exprs = []
-    for name, dtype in EVENT_SCHEMA.items():
-        if name not in frame.columns:
-            exprs.append(pl.lit(None, dtype=dtype).alias(name))
-        elif name == "event_time" and frame[name].dtype == pl.String:
-            exprs.append(pl.col(name).str.to_datetime(strict=False, time_unit="us").alias(name))
-        else:
-            exprs.append(pl.col(name).cast(dtype, strict=False))
-    return conform(frame.select(exprs))
+    that do not fit their column's type become null, a time that does not parse too.
+
+    Each value is checked against its column before polars sees it, so no record's types
+    (an object where a time belongs, a list of numbers for ``tables``) can make polars
+    infer a column type that another record then breaks: one frame, no exception.
+
+    >>> f = _canonical_frame([{"event_time": "2026-01-01T02:00:00+02:00", "rows": "9"},
+    ...                       {"event_time": {}, "tables": [1], "pid": True}])
+    >>> f["event_time"].to_list()[0], f["event_time"][1], f["rows"][0], f["tables"][1]
+    (datetime.datetime(2026, 1, 1, 0, 0, tzinfo=zoneinfo.ZoneInfo(key='UTC')), None, None, None)
+    """
+    columns = {
+        name: [_fits(row.get(name), dtype) for row in rows] for name, dtype in _JSON_SCHEMA.items()
+    }
+    frame = pl.DataFrame(columns, schema=_JSON_SCHEMA)
+    # the zone given: without it polars infers a naive type for the whole column and an
+    # offset then makes every value null
+    when = pl.col("event_time").str.to_datetime(strict=False, time_unit="us", time_zone="UTC")
+    return conform(frame.with_columns(when))
+
+
+#: What a canonical JSON event may carry, before its times are parsed.
+_JSON_SCHEMA: Final = pl.Schema(
+    {k: (pl.String if k == "event_time" else v) for k, v in EVENT_SCHEMA.items()}
+)
+_INT_RANGE: Final = {pl.Int32: 2**31, pl.Int64: 2**63}
+
+
+def _fits(value: Any, dtype: pl.DataType) -> Any:
+    """``value`` if a JSON value of that kind belongs in a column of ``dtype``, else None."""
+    if value is None:
+        return None
+    if dtype == pl.String:
+        return value if isinstance(value, str) else None
+    if dtype in _INT_RANGE:
+        bound = _INT_RANGE[dtype]
+        ok = isinstance(value, int) and not isinstance(value, bool) and -bound <= value < bound
+        return value if ok else None
+    if isinstance(dtype, pl.List):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return value if ok else None
+    return None

@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+import polars as pl
 import pytest
 from kafka import KafkaConsumer
 from kafka.admin import ConfigResource, KafkaAdminClient
@@ -28,6 +29,7 @@ from detector.replay_command import replay_files
 from detector.stream_options import RunSummary, StreamOptions
 from detector.stream_runner import run_stream
 from realdb.kafka import KafkaBroker, free_port
+from streams.file_source import SourceOptions, make_parser
 
 
 def _options(topic: str, tmp_path: Path, **kw: object) -> StreamOptions:
@@ -100,6 +102,35 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(
     # the good records around them were all parsed: the same statements as the file's
     whole = replay_files([bundled_sample()], config, progress=None)
     assert 0 < summary.counts["statements"] < whole.counts["statements"]
+
+
+def test_canonical_json_events_give_the_alerts_of_replay(
+    kafka_broker: KafkaBroker, config: Config, tmp_path: Path
+) -> None:
+    """Events already in the canonical table (JSON, one per message, as another collector
+    sends them) are judged like the log they came from; malformed ones are dead-lettered
+    with their reason and take no good event with them."""
+    parser = make_parser("pgaudit-csv", None, SourceOptions())
+    text = bundled_sample().read_text(encoding="utf-8")
+    events = pl.concat([parser.feed(text, source="s", first_line=1).events, parser.flush().events])
+    lines = events.drop("raw_ref").write_ndjson().splitlines()
+    records = [(u or "", ln.encode()) for u, ln in zip(events["user"], lines, strict=True)]
+    bad: list[tuple[str | None, bytes]] = [
+        ("officer01", b'{"event_kind": "statement", "event_time": {}}'),
+        ("officer01", b'{"event_kind": "statement", "event_time": "2024-03-05T10:00:00"}'),
+        ("officer01", b'{"event_kind": "select", "event_time": "2024-03-05T10:00:00Z"}'),
+        ("officer01", b'{"event_kind": "statement", "rows": 5}'),
+        ("officer01", b"[1, 2]"),
+    ]
+    topic = _topic(kafka_broker)
+    _produce(kafka_broker, topic, records[:2000] + bad + records[2000:])
+    options = _options(topic, tmp_path)
+    summary = run_stream(config, config.kafka_settings(kafka_broker.bootstrap), options)
+    assert summary.records == len(records) + len(bad)
+    assert summary.dead_letters == {"bad_timestamp": 2, "bad_event_kind": 1, "bad_json": 2}
+    assert summary.events == len(records)
+    replay = replay_files([bundled_sample()], config, progress=None).alerts
+    assert replay and [a.to_json() for a in summary.alerts] == [a.to_json() for a in replay]
 
 
 def _stop_and_restart(broker: KafkaBroker, config: Config, tmp_path: Path, **store: object) -> str:
