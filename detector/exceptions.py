@@ -32,6 +32,13 @@ class StreamingError(DetectorError):
     """The Kafka side of ``run`` failed (broker unreachable, a send not acknowledged)."""
 
 
+class StreamUnhealthy(StreamingError):
+    """``run``'s watchdog gave up: out of its consumer group, or not reading partitions
+    with records waiting, longer than its bounds allow even after rejoining or
+    reconnecting. The process checkpointed what it could and exits with status 3, to be
+    restarted by its supervisor (systemd, Kubernetes)."""
+
+
 class CheckpointFenced(StreamingError):
     """A partition's checkpoint was not saved: a newer owner of the partition saved one
     already, so the group gave the partition to another process while this one was not

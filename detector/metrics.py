@@ -3,7 +3,8 @@
 ``replay`` and ``run`` serve them on ``/metrics`` (``--metrics-port``; see
 :func:`serve_metrics`). Names follow Prometheus conventions: the ``exfil_`` prefix, ``_total``
 counters, base units (seconds, records). Labels are bounded, closed sets: source formats,
-reject reasons, severities, threat kinds, window scales, partition numbers. A label never
+reject reasons, severities, threat kinds, window scales, partition numbers, the ``run``
+watchdog's actions. A label never
 holds a user name, an address, a table or anything from a statement: those are unbounded
 (the time series database's cardinality) and are exactly what the detector protects.
 
@@ -45,6 +46,7 @@ from prometheus_client import (
 from prometheus_client.core import HistogramMetricFamily, Metric
 
 from detector.exceptions import MetricsError
+from detector.stream_health import Watchdog, probe_app
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -133,7 +135,7 @@ class Metrics:
         collectors).
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, run: bool = True) -> None:
         if registry is None:
             registry = CollectorRegistry()
             ProcessCollector(registry=registry)
@@ -227,6 +229,34 @@ class Metrics:
             "When the last checkpoint (or replay --state save) completed, Unix time.",
             registry=r,
         )
+        # run's alone: a replay is in no group and has no loop (``run=False``: declared,
+        # not exported)
+        rr = r if run else None
+        self.group_member = Gauge(
+            "exfil_group_member",
+            "1 while this run process is a member of its consumer group (heartbeats "
+            "answered), else 0.",
+            registry=rr,
+        )
+        self.last_batch = Gauge(
+            "exfil_last_batch_timestamp_seconds",
+            "When the pipeline last finished judging a batch, Unix time.",
+            registry=r,
+        )
+        self.loop_turn = Gauge(
+            "exfil_loop_turn_timestamp_seconds",
+            "When the run loop last turned (polled its group, read, judged), Unix time.",
+            registry=rr,
+        )
+        self.watchdog = Counter(
+            "exfil_watchdog_actions_total",
+            "What the run watchdog did: rejoin (out of the group too long), reconnect "
+            "(records waiting, none read), give_up (exited non-zero to be restarted).",
+            ["action"],
+            registry=rr,
+        )
+        for action in ("rejoin", "reconnect", "give_up"):  # zeros, before anything happened
+            self.watchdog.labels(action)
         self._late_seen = 0
         self._lag_partitions: set[str] = set()
 
@@ -255,6 +285,7 @@ class Metrics:
         """One batch judged: its canonical events, their statements' signals
         (``event_features`` rows), how long it took, and the detector's totals after it."""
         self.batch_seconds.observe(seconds)
+        self.last_batch.set(time.time())
         statements = (
             events.filter((pl.col("event_kind") == "statement") & pl.col("user").is_not_null())
             if events.height
@@ -295,6 +326,11 @@ class Metrics:
         self.checkpoint_seconds.observe(seconds)
         self.checkpoint_time.set(time.time())
 
+    def turned(self, member: bool) -> None:
+        """The run loop turned; whether the process is in its group."""
+        self.loop_turn.set(time.time())
+        self.group_member.set(1 if member else 0)
+
     def partition_lag(self, behind: Mapping[int, int]) -> None:
         """Records behind per partition owned (the series of partitions no longer owned
         are removed: a stale lag would page someone)."""
@@ -330,10 +366,11 @@ RUN_PORT: Final = 9717
 
 
 def serve_metrics(
-    config: Config, default_port: int | None
+    config: Config, default_port: int | None, probes: Watchdog | None = None
 ) -> tuple[Metrics | None, MetricsServer | None]:
     """A job's metrics and their endpoint, as configured (``config.metrics_port``, else the
-    job's ``default_port``; ``(None, None)``: none).
+    job's ``default_port``; ``(None, None)``: none). ``probes``: ``run``'s watchdog, whose
+    ``/healthz`` and ``/readyz`` are served beside ``/metrics`` with ``run``'s own metrics.
 
     Raises
     ------
@@ -344,9 +381,9 @@ def serve_metrics(
     port = config.metrics_port_for(default_port)
     if port is None:
         return None, None
-    metrics = Metrics()
+    metrics = Metrics(run=probes is not None)
     try:
-        return metrics, MetricsServer(metrics, port, config.metrics_addr)
+        return metrics, MetricsServer(metrics, port, config.metrics_addr, probes)
     except MetricsError as exc:
         if config.metrics_port is not None:
             raise
@@ -368,6 +405,9 @@ class MetricsServer:
         What to serve.
     port, addr
         Where (port ``0``: any free port, see :attr:`port`).
+    probes
+        ``run``'s watchdog: ``/healthz`` and ``/readyz`` answer from it
+        (:func:`detector.stream_health.probe_app`).
 
     Raises
     ------
@@ -375,12 +415,16 @@ class MetricsServer:
         The address cannot be bound (in use, not this host's).
     """
 
-    def __init__(self, metrics: Metrics, port: int, addr: str = "0.0.0.0") -> None:
+    def __init__(
+        self, metrics: Metrics, port: int, addr: str = "0.0.0.0", probes: Watchdog | None = None
+    ) -> None:
         try:
             self._server: WSGIServer
             self._server, self._thread = start_http_server(port, addr, registry=metrics.registry)
         except OSError as exc:
             raise MetricsError(f"cannot serve metrics on {addr}:{port}: {exc.strerror}") from exc
+        if probes is not None:  # /healthz and /readyz beside /metrics
+            self._server.set_app(probe_app(self._server.get_app(), probes))
 
     @property
     def port(self) -> int:

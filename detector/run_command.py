@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from detector.config import load_config
+from detector.exceptions import StreamUnhealthy
 from detector.source_flags import add_metrics_flags, add_source_flags, metrics_values, source_values
+from detector.stream_health import READY_LAG
+
+#: ``run``'s exit status when its watchdog gives up (2 is a usage or setup error).
+UNHEALTHY_EXIT = 3
 
 
 def add_parser(sub: Any) -> None:
@@ -38,6 +43,12 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--instance-id", default=None,
                    help="static group membership: a process restarted under the same id "
                    "gets its partitions back without a rebalance")  # fmt: skip
+    r.add_argument("--stall-seconds", type=float, default=None, metavar="SECONDS",
+                   help="records waiting in an owned partition and none read this long: "
+                   "the fetcher reconnects; as long again: exit 3 to be restarted "
+                   "(default: 120, or two session timeouts if longer)")  # fmt: skip
+    r.add_argument("--ready-lag", type=int, default=READY_LAG, metavar="RECORDS",
+                   help="/readyz fails beyond this many records behind")  # fmt: skip
     r.add_argument("--close-at-end", action="store_true",
                    help="at --until-idle, close every window like replay (default "
                    "without --state-dir)")  # fmt: skip
@@ -67,9 +78,15 @@ def run_command(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         poll_records=args.poll_records,
         instance_id=args.instance_id,
         checkpoint_topic=args.checkpoint_topic,
+        stall_seconds=args.stall_seconds,
+        ready_lag=args.ready_lag,
     )
     stop = StopSignal()
     stop.install()
-    summary = run_stream(config, settings, options, stop)
+    try:
+        summary = run_stream(config, settings, options, stop)
+    except StreamUnhealthy as exc:  # exit 3: the supervisor restarts the process
+        print(f"exfil-detector: error: {exc}; exiting to be restarted", file=sys.stderr)
+        return UNHEALTHY_EXIT
     print(summary.render(), file=stream)
     return 0

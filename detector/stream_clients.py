@@ -3,6 +3,7 @@ before the loop starts: bad settings are refused before anything is consumed).""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from detector.checkpoint_topic import CheckpointTopic
@@ -13,23 +14,39 @@ from detector.stream_options import StreamOptions
 from streams.kafka_settings import KafkaSettings
 
 
-def clients(settings: KafkaSettings, options: StreamOptions) -> tuple[Any, Any]:
-    """The group consumer and the producer (kafka-python imported here: ``replay`` needs
-    none). The consumer holds the group membership and commits; it reads nothing (the
-    fetcher process does, with :func:`fetch_args`)."""
-    from kafka import KafkaConsumer, KafkaProducer
-    from kafka.errors import KafkaError
+def group_consumer(settings: KafkaSettings, options: StreamOptions) -> Any:
+    """The consumer holding the group membership and committing (kafka-python imported
+    here: ``replay`` needs none). It reads nothing: the fetcher process does, with
+    :func:`fetch_args`."""
+    from kafka import KafkaConsumer
 
-    try:
-        consumer = KafkaConsumer(
+    return _connect(
+        settings,
+        lambda: KafkaConsumer(
             group_id=options.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=int(options.session_timeout * 1000),
             group_instance_id=options.instance_id,
             **settings.client_args(),
-        )
-        producer = KafkaProducer(acks="all", linger_ms=20, **settings.client_args())
+        ),
+    )
+
+
+def producer(settings: KafkaSettings) -> Any:
+    """The producer of alerts and dead letters."""
+    from kafka import KafkaProducer
+
+    return _connect(
+        settings, lambda: KafkaProducer(acks="all", linger_ms=20, **settings.client_args())
+    )
+
+
+def _connect(settings: KafkaSettings, make: Callable[[], Any]) -> Any:
+    from kafka.errors import KafkaError
+
+    try:
+        return make()
     except KafkaError as exc:
         hint = ""
         if settings.security_protocol.startswith("SASL"):
@@ -37,7 +54,6 @@ def clients(settings: KafkaSettings, options: StreamOptions) -> tuple[Any, Any]:
                 f" (SASL {settings.sasl_mechanism} as {settings.sasl_username}: check the password)"
             )
         raise StreamingError(f"cannot reach Kafka at {settings.bootstrap}{hint}: {exc}") from exc
-    return consumer, producer
 
 
 def fetch_args(settings: KafkaSettings, options: StreamOptions) -> dict[str, Any]:

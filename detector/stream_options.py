@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detector.alerts import Alert
+from detector.stream_health import READY_LAG, HealthBounds
 from streams.kafka_records import MAX_RECORD_BYTES
 
 
@@ -93,3 +94,15 @@ class StreamOptions:
     #: partition checkpoints in this compacted topic (processes without a shared
     #: ``state_dir``; needs the group's ID-hash key file)
     checkpoint_topic: str | None = None
+    #: records waiting in an owned partition and none read this long: the fetcher
+    #: reconnects, and the process gives up if that does not help (``None``: two
+    #: minutes, or two session timeouts if longer)
+    stall_seconds: float | None = None
+    #: ``/readyz`` fails beyond this many records behind
+    ready_lag: int = READY_LAG
+
+    def health_bounds(self) -> HealthBounds:
+        """The watchdog's bounds (:mod:`detector.stream_health`)."""
+        return HealthBounds.for_session(
+            self.session_timeout, stall_after=self.stall_seconds, ready_lag=self.ready_lag
+        )

@@ -43,22 +43,31 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Final
 
 import polars as pl
 
 from detector.alerts import write_jsonl
 from detector.config import Config
+from detector.exceptions import StreamingError, StreamUnhealthy
 from detector.metrics import RUN_PORT, Metrics, serve_metrics
 from detector.pipeline import Pipeline
 from detector.pipeline_worker import PipelineWorker
-from detector.stream_clients import checkpoint_store, clients, fetch_args
+from detector.stream_clients import checkpoint_store, fetch_args, producer
 from detector.stream_delivery import Delivery
+from detector.stream_group import GroupMember
+from detector.stream_health import Act, Watchdog
 from detector.stream_options import RunSummary, StopSignal, StreamOptions
 from detector.stream_partitions import OwnedPartitions
 from detector.threat_rules import load_rules
-from streams.kafka_fetcher import FetcherProcess, FetchSettings, Frame
+from streams.exceptions import FetcherError
+from streams.kafka_fetcher import REPLY_SECONDS, FetcherProcess, FetchSettings, Frame
 from streams.kafka_settings import KafkaSettings
+
+#: Seconds between two look-ups of the end offsets of partitions that read nothing.
+END_CHECK_SECONDS: Final = 5.0
+#: How long a process giving up waits for its fetcher's parsers to checkpoint them.
+GIVE_UP_REPLY_SECONDS: Final = 10.0
 
 
 class _Runner:
@@ -71,6 +80,7 @@ class _Runner:
         options: StreamOptions,
         stop: StopSignal,
         metrics: Metrics | None,
+        watchdog: Watchdog,
     ) -> None:
         from kafka import TopicPartition
 
@@ -79,11 +89,17 @@ class _Runner:
         store, key = checkpoint_store(config, settings, options)
         self.pipeline = Pipeline(config, config.load_catalog(), load_rules(), id_key=key)
         self.state = OwnedPartitions(options.topic, self.pipeline.state, store)
-        self.consumer, producer = clients(settings, options)
+        self.group = GroupMember(settings, options, self._revoke, self._lose, self._assigned)
         self.summary = RunSummary()
         self.metrics = metrics
+        self.watchdog = watchdog
+        #: whether the process was in its group at the last turn
+        self.member = False
+        #: since when it has been in its group with no partition (``--until-idle``)
+        self.empty_since: float | None = None
+        self.last_end_check = 0.0
         self.pipeline.metrics = metrics
-        self.delivery = Delivery(producer, options, self.summary, self.metrics)
+        self.delivery = Delivery(producer(settings), options, self.summary, self.metrics)
         # the records are read and parsed in a child process (its own interpreter: the
         # pipeline keeps this one's); this process's consumer holds the group membership
         self.fetcher = FetcherProcess(
@@ -117,34 +133,13 @@ class _Runner:
         self.owned: set[int] = set()
         #: partitions lost to a newer owner, skipped until the next assignment
         self.fenced: set[int] = set()
-        self.consumer.subscribe([options.topic], listener=self._listener())
 
-    def _listener(self) -> Any:
-        from kafka import AsyncConsumerRebalanceListener
-
-        runner = self
-
-        class Handover(AsyncConsumerRebalanceListener):  # type: ignore[misc]
-            # kafka-python 3 runs listeners on the consumer's IO loop, where a blocking
-            # commit() raises: the commit is awaited on the loop instead
-            async def on_partitions_revoked(self, revoked: Any) -> None:
-                offsets = runner._revoke({tp.partition for tp in revoked})
-                if offsets:
-                    coordinator = runner.consumer._coordinator
-                    await coordinator._commit_offsets_sync_async(offsets)
-
-            async def on_partitions_lost(self, lost: Any) -> None:
-                runner._lose({tp.partition for tp in lost})
-
-            async def on_partitions_assigned(self, assigned: Any) -> None:
-                # the fetcher process reads them (from where the loop tells it, once
-                # claimed): this consumer must not
-                runner.consumer.pause(*assigned)
-                runner.owned |= {tp.partition for tp in assigned}
-                runner.fenced.clear()
-                _log(f"partitions assigned {sorted(tp.partition for tp in assigned)}")
-
-        return Handover()
+    def _assigned(self, partitions: set[int]) -> None:
+        """The group's new assignment (eager: all of this process's partitions); the loop
+        claims and resumes them (:meth:`_arrive`)."""
+        self.owned |= partitions
+        self.fenced.clear()
+        _log(f"partitions assigned {sorted(partitions)}")
 
     def _revoke(self, partitions: set[int]) -> dict[Any, Any]:
         """Partitions leaving this consumer (a rebalance): send the alerts, checkpoint
@@ -212,7 +207,7 @@ class _Runner:
 
     def _share(self, assigned: set[int]) -> None:
         """This process's share of the alert budget: its partitions of the topic's."""
-        total = self.consumer.partitions_for_topic(self.options.topic)
+        total = self.group.consumer.partitions_for_topic(self.options.topic)
         if assigned and total:
             share = min(1.0, len(assigned) / len(total))
             if share != self.pipeline.budget_share:
@@ -223,13 +218,25 @@ class _Runner:
 
     def run(self) -> RunSummary:
         started = self.started
+        try:
+            try:
+                self._loop(started)
+            except FetcherError as exc:  # gone or hung: a restart is the remedy
+                raise StreamUnhealthy(str(exc)) from exc
+        except StreamUnhealthy as exc:
+            self._give_up(exc)
+            raise
+        self._finish()
+        self.summary.seconds = time.perf_counter() - started
+        return self.summary
+
+    def _loop(self, started: float) -> None:
         while not self.stop.event.is_set():
             turn = time.perf_counter() - started
-            # the group's business only (its partitions are paused); the wait lets a
-            # rebalance progress (with none, kafka-python never completes one), and the
-            # fetcher's frames queue meanwhile
-            self.consumer.poll(timeout_ms=200)
+            self.group.poll()  # the fetcher's frames queue meanwhile
             assigned = self.owned - self.fenced
+            self._watch(assigned)
+            assigned = self.owned - self.fenced  # a rejoin hands every partition over
             self._share(assigned)
             self._arrive(assigned - self.seeked)
             self.fetcher.read()  # the frames arrived so far
@@ -243,11 +250,86 @@ class _Runner:
             if time.monotonic() - self.last_checkpoint >= self.options.checkpoint_seconds:
                 self._checkpoint()
             until = self.options.until_idle
-            if until is not None and assigned and idle >= until:
+            if until is not None and idle >= until:
                 break
-        self._finish()
-        self.summary.seconds = time.perf_counter() - started
-        return self.summary
+
+    # -- the watchdog (detector.stream_health) --------------------------------------------
+
+    def _watch(self, assigned: set[int]) -> None:
+        """Tell the watchdog how the process stands, and do what it says: rejoin the group,
+        reconnect the fetcher, or give up (:class:`StreamUnhealthy`)."""
+        member, why, patience = self.group.member()
+        self.member = member
+        self.watchdog.turned()
+        if self.metrics is not None:
+            self.metrics.turned(member)
+        act = self.watchdog.membership(member, why, patience)
+        if act is Act.REJOIN:
+            self._rejoin(why)
+        elif act is Act.GIVE_UP:
+            raise StreamUnhealthy(f"out of the consumer group ({why}); rejoining did not help")
+        behind = self._behind(assigned)
+        self.watchdog.owned({p: behind.get(p) for p in assigned})
+        quiet = [p for p in self.watchdog.quiet() if p in self.seeked]
+        now = time.monotonic()
+        if not quiet or now - self.last_end_check < END_CHECK_SECONDS:
+            return
+        self.last_end_check = now
+        ends = self._ends(quiet)
+        waiting = [p for p in quiet if ends.get(p, 0) > self.state.offsets.get(p, 0)]
+        act = self.watchdog.stalled(quiet, waiting)
+        if act is Act.RECONNECT:
+            stuck = {p: ends[p] - self.state.offsets.get(p, 0) for p in waiting}
+            _log(f"records waiting and none read (partition: records {stuck}): the fetcher "
+                 "reconnects")  # fmt: skip
+            self._acted("reconnect")
+            self.fetcher.reconnect()
+        elif act is Act.GIVE_UP:
+            raise StreamUnhealthy(f"partitions {sorted(waiting)} read nothing although records "
+                                  "wait, even after the fetcher reconnected")  # fmt: skip
+
+    def _ends(self, partitions: list[int]) -> dict[int, int]:
+        """The partitions' end offsets, asked of the broker (the fetcher's high
+        watermarks are what is in doubt); none known when the broker does not answer."""
+        from kafka.errors import KafkaError
+
+        tps = [self.tp(self.options.topic, p) for p in partitions]
+        try:
+            ends = self.group.consumer.end_offsets(tps)
+        except KafkaError:
+            return {}
+        return {tp.partition: int(o) for tp, o in ends.items() if o is not None}
+
+    def _rejoin(self, why: str) -> None:
+        """Out of the group too long: hand every partition over (checkpointed; no commit:
+        a group that does not know this process would refuse it, and the checkpoints
+        carry the offsets) and start over with a new group consumer."""
+        bound = self.watchdog.bounds.rejoin_after
+        _log(f"out of the consumer group for {bound:.0f} s ({why}): rejoining")
+        self._acted("rejoin")
+        self._revoke(set(self.owned))
+        self.owned.clear()
+        self.fenced.clear()
+        self.group.rejoin()
+
+    def _give_up(self, exc: StreamUnhealthy) -> None:
+        """Exit to be restarted: checkpoint what this process owns (if its fetcher still
+        answers) and close, without the end-of-input work of :meth:`_finish`."""
+        self._acted("give_up")
+        _log(f"giving up: {exc}")
+        try:  # a fetcher that does not answer soon is part of the trouble
+            self._checkpoint(reply=GIVE_UP_REPLY_SECONDS)
+        except (FetcherError, StreamingError) as why:
+            _log(f"not checkpointed ({why}): the last checkpoint stands")
+        self.group.abandon()  # its partitions' checkpoints are saved, or stand as they were
+        self.fetcher.stop()
+        self.delivery.close()
+        if self.state.store is not None:
+            self.state.store.close()
+
+    def _acted(self, action: str) -> None:
+        if self.metrics is not None:
+            self.metrics.watchdog.labels(action).inc()
 
     def _arrive(self, partitions: set[int]) -> None:
         """Partitions the group gave this process: claimed and resumed together from their
@@ -262,9 +344,9 @@ class _Runner:
             offset = offsets.get(p)
             if offset is None:
                 tp = self.tp(self.options.topic, p)
-                offset = self.consumer.committed(tp)
+                offset = self.group.consumer.committed(tp)
                 if offset is None:
-                    offset = self.consumer.beginning_offsets([tp])[tp]
+                    offset = self.group.consumer.beginning_offsets([tp])[tp]
                 self.state.offsets[p] = offset
             starts[p] = (offset, self.state.partitions.get(p))
         self.seeked |= partitions
@@ -282,6 +364,7 @@ class _Runner:
                     self.first_read = frame.started - self.started
                 self.summary.records += read.records
                 self.state.offsets[p] = read.offset
+                self.watchdog.read([p])
                 self.idle_since.pop(p, None)
                 self.stamps += read.stamps
             else:  # a flush
@@ -324,9 +407,10 @@ class _Runner:
         now = time.monotonic()
         complete = self.state.merge.complete_
         for p in assigned:
-            # the fetcher's last high watermark against what was read
+            # the fetcher's last high watermark against what was read (a stalled fetcher's
+            # is stale: the watchdog knows better)
             high, read = self.highwater.get(p), self.state.offsets.get(p)
-            if high is None or read is None or read < high:
+            if high is None or read is None or read < high or p in self.watchdog.reconnected_:
                 self.idle_since.pop(p, None)
                 continue
             since = self.idle_since.setdefault(p, now)
@@ -335,7 +419,14 @@ class _Runner:
             if not (waiting or flushed or p in self.flushing):
                 self.flushing.add(p)
                 self.fetcher.flush({p})  # the parser's answer arrives as a frame
-        if not assigned or any(p not in self.idle_since for p in assigned):
+        if not assigned:  # in the group with none: idle too (more processes than partitions)
+            if not self.member:
+                self.empty_since = None
+                return 0.0
+            self.empty_since = self.empty_since or now
+            return now - self.empty_since
+        self.empty_since = None
+        if any(p not in self.idle_since for p in assigned):
             return 0.0
         return now - max(self.idle_since[p] for p in assigned)
 
@@ -349,16 +440,16 @@ class _Runner:
         parts = events["_partition"]
         self.worker.submit(events.drop("_partition"), parts, stamps or [])
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, reply: float = REPLY_SECONDS) -> None:
         """Alerts and dead letters out, then every partition's checkpoint saved, then
-        their offsets committed."""
+        their offsets committed (``reply``: how long the fetcher may take to answer)."""
         from kafka.errors import KafkaError
         from kafka.structs import OffsetAndMetadata
 
         began = time.perf_counter()
         # the parsers as of the last frame read (the frames before the answer go to the
         # merge), then the batches released so far judged: state and offsets agree
-        streams = self.fetcher.snapshot()
+        streams = self.fetcher.snapshot(reply)
         self.state.partitions.update({p: s for p, s in streams.items() if p in self.seeked})
         self.worker.drain()
         self.delivery.acknowledge()
@@ -369,7 +460,7 @@ class _Runner:
                 for p, o in self.state.offsets.items()
             }
             try:
-                self.consumer.commit(offsets)
+                self.group.consumer.commit(offsets)
             except KafkaError as exc:
                 # the checkpoints have these offsets: the next owner seeks there anyway
                 print(f"exfil-detector: offsets not committed: {exc}", file=sys.stderr)
@@ -394,7 +485,7 @@ class _Runner:
         self.summary.alerts = self.pipeline.alerts()
         self.summary.counts = dict(self.pipeline.state.counts)
         self.summary.counts["late_events"] = self.pipeline.state.late_events
-        self.consumer.close(autocommit=False)
+        self.group.close()
         self.fetcher.stop()
         self.delivery.close()
         if self.state.store is not None:
@@ -410,9 +501,10 @@ def run_stream(
 ) -> RunSummary:
     """Consume until stopped (signal, or ``until_idle``); the run's summary."""
     stop = stop or StopSignal()
-    metrics, server = serve_metrics(config, RUN_PORT)
+    watchdog = Watchdog(options.health_bounds())
+    metrics, server = serve_metrics(config, RUN_PORT, watchdog)
     try:
-        runner = _Runner(config, settings, options, stop, metrics)
+        runner = _Runner(config, settings, options, stop, metrics, watchdog)
         try:
             summary = runner.run()
         finally:

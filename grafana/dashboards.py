@@ -217,6 +217,47 @@ OPERATIONS: Final = [
                 6,
             ),
             Spec(
+                "stat",
+                "Out of their group",
+                "run processes that are not members of their consumer group now (evicted, "
+                "rebalancing, heartbeats unanswered). The watchdog rejoins after the "
+                "session timeout and exits (status 3) if that does not help.",
+                (("count(exfil_group_member == 0) or vector(0)", ""),),
+                "short",
+                6,
+            ),
+            Spec(
+                "stat",
+                "Since the last batch",
+                "Since a batch was last judged, the longest of all processes. High while "
+                "consumer lag is not zero: the detector is stalled.",
+                (("max(time() - exfil_last_batch_timestamp_seconds)", ""),),
+                "s",
+                6,
+            ),
+            Spec(
+                "stat",
+                "Since the loop turned",
+                "Since each run loop last turned, the longest: past five minutes /healthz fails.",
+                (("max(time() - exfil_loop_turn_timestamp_seconds)", ""),),
+                "s",
+                6,
+            ),
+            Spec(
+                "stat",
+                "Watchdog actions, 24 h",
+                "Rejoins (out of the group too long), fetcher reconnects (records waiting, "
+                "none read) and exits to be restarted, last 24 hours.",
+                (
+                    (
+                        "sum by (action) (increase(exfil_watchdog_actions_total[24h]))",
+                        "{{action}}",
+                    ),
+                ),
+                "short",
+                6,
+            ),
+            Spec(
                 "timeseries",
                 "Memory",
                 "Resident memory of each detector process.",

@@ -18,6 +18,9 @@ order, between polls:
 * ``revoke``: stop reading partitions; their parsers come back (for their checkpoint);
 * ``snapshot``: every parser comes back, as it stands after the last frame sent;
 * ``flush``: the parsers of these partitions release what they hold back;
+* ``reconnect``: a new consumer (fresh connections and metadata) goes on from where each
+  partition's reading stands, parsers kept (the parent's watchdog saw records waiting
+  that nobody read);
 * ``stop``.
 
 After each poll it sends a :class:`Frame`: per partition read, the events parsed, the
@@ -53,6 +56,11 @@ from streams.kafka_records import PartitionStream, RecordReject
 POLL_MS: Final = 200
 #: Frames read from the pipe and not yet handled by the parent, at most.
 INBOX_FRAMES: Final = 4
+#: How long the parent waits for the child's answer to ``revoke`` or ``snapshot`` (the
+#: child answers between polls, each at most ``POLL_MS``): past it the child is hung.
+REPLY_SECONDS: Final = 60.0
+#: How long the child waits for its old consumer to close at a ``reconnect``.
+CLOSE_SECONDS: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -154,15 +162,20 @@ class FetcherProcess:
         self._send(("revoke", sorted(partitions)))
         return self._reply()
 
-    def snapshot(self) -> dict[int, PartitionStream]:
-        """Every parser (copies), as it stands after every frame read so far."""
+    def snapshot(self, timeout: float = REPLY_SECONDS) -> dict[int, PartitionStream]:
+        """Every parser (copies), as it stands after every frame read so far (a child
+        that does not answer within ``timeout`` seconds is hung: :class:`FetcherError`)."""
         self._send(("snapshot",))
-        return self._reply()
+        return self._reply(timeout)
 
     def flush(self, partitions: set[int]) -> None:
         """Ask the parsers of ``partitions`` for what they hold back (arrives as a frame)."""
         if partitions:
             self._send(("flush", sorted(partitions)))
+
+    def reconnect(self) -> None:
+        """Ask the child for a new consumer, going on from where each partition stands."""
+        self._send(("reconnect",))
 
     def read(self) -> None:
         """Hand the frames arrived so far to ``on_frame`` (not those arriving meanwhile:
@@ -218,10 +231,16 @@ class FetcherProcess:
             if not self._stopping:
                 self._inbox.put(message)
 
-    def _reply(self) -> dict[int, PartitionStream]:
+    def _reply(self, timeout: float = REPLY_SECONDS) -> dict[int, PartitionStream]:
         self._check()
+        deadline = time.monotonic() + timeout
         while True:
-            message = self._inbox.get()
+            try:
+                message = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise self._fail(
+                    f"the fetcher process did not answer in {timeout:.0f} s (hung)"
+                ) from None
             if isinstance(message, tuple) and message[0] == "streams":
                 return dict(message[1])
             self._handle(message)
@@ -275,7 +294,10 @@ class _Child:
         self.conn, self.settings, self.tp = conn, settings, TopicPartition
         self.consumer = KafkaConsumer(**settings.consumer_args)
         self.streams: dict[int, PartitionStream] = {}
-        self.offsets: dict[int, int] = {}
+        #: next offset to read per partition (as assigned, then as read)
+        self.offsets: dict[int, int | None] = {}
+        #: the high watermarks of the last frame sent
+        self.sent_highwater: dict[int, int | None] = {}
 
     def run(self) -> None:
         while True:
@@ -298,14 +320,9 @@ class _Child:
                     self.settings.source,
                     max_record_bytes=self.settings.max_record_bytes,
                 )
-                seeks[p] = offset
+                seeks[p] = self.offsets[p] = offset
             self._assign()
-            for p, offset in seeks.items():
-                tp = self.tp(self.settings.topic, p)
-                if offset is None:
-                    self.consumer.seek_to_beginning(tp)
-                else:
-                    self.consumer.seek(tp, offset)
+            self._seek(seeks)
         elif kind == "revoke":
             gone = {p: self.streams.pop(p) for p in message[1] if p in self.streams}
             for p in message[1]:
@@ -320,11 +337,35 @@ class _Child:
                 stream = self.streams.get(p)
                 if stream is not None:
                     events, rejects = stream.flush()
-                    reads.append(PartRead(p, events, rejects, None, self.offsets.get(p, -1), 0))
+                    at = self.offsets.get(p)
+                    reads.append(PartRead(p, events, rejects, None, -1 if at is None else at, 0))
             self.conn.send(Frame(reads, self._highwater()))
+        elif kind == "reconnect":
+            self._reconnect()
         elif kind == "stop":
             return False
         return True
+
+    def _seek(self, offsets: dict[int, int | None]) -> None:
+        for p, offset in offsets.items():
+            tp = self.tp(self.settings.topic, p)
+            if offset is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset)
+
+    def _reconnect(self) -> None:
+        """A new consumer from where every partition stands. The old one closes on a
+        thread of its own: a wedged client must not wedge the child too."""
+        from kafka import KafkaConsumer
+
+        old = self.consumer
+        closing = threading.Thread(target=old.close, name="old-consumer", daemon=True)
+        closing.start()
+        closing.join(CLOSE_SECONDS)
+        self.consumer = KafkaConsumer(**self.settings.consumer_args)
+        self._assign()
+        self._seek({p: self.offsets.get(p) for p in self.streams})
 
     def _assign(self) -> None:
         self.consumer.assign([self.tp(self.settings.topic, p) for p in sorted(self.streams)])
@@ -353,7 +394,10 @@ class _Child:
                     stream.format_,
                 )
             )
-        self.conn.send(Frame(reads, self._highwater(), started))
+        highwater = self._highwater()
+        if reads or highwater != self.sent_highwater:  # an idle child stays quiet
+            self.conn.send(Frame(reads, highwater, started))
+            self.sent_highwater = highwater
 
     def _highwater(self) -> dict[int, int | None]:
         return {p: self.consumer.highwater(self.tp(self.settings.topic, p)) for p in self.streams}

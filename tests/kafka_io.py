@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -63,3 +68,31 @@ def read_all(broker: KafkaBroker, topic: str, expected: int) -> list[object]:
         return list(consumer)[: expected + 1000]
     finally:
         consumer.close()
+
+
+def probe(port: int, path: str) -> tuple[int, dict[str, object]]:
+    """A ``run`` process's ``/healthz`` or ``/readyz``: status and JSON (0: no answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    except OSError:
+        return 0, {}
+
+
+def wait_ready(
+    proc: subprocess.Popen[str], port: int, ready: bool, want: str, seconds: float = 90
+) -> None:
+    """Until the ``run`` process's ``/readyz`` answers ``ready`` with a reason containing
+    ``want`` (tests wait on what the process says, not on sleeps)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status, body = probe(port, "/readyz")
+        if (status == 200) is ready and want in str(body.get("reason")):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"exited {proc.returncode} waiting for {want!r}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/readyz never said {want!r}: {body}")
+        time.sleep(0.2)

@@ -115,6 +115,22 @@ def test_the_example_scrape_config_passes_promtool() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_example_alert_rules_fire_when_the_detector_stops_and_only_then() -> None:
+    """promtool's unit tests of the alerting rules (out of the group, stalled)."""
+    result = subprocess.run(
+        [binary("promtool"), "test", "rules", "prometheus-alerts.test.yml"],
+        capture_output=True,
+        text=True,
+        cwd=GRAFANA,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rules = (GRAFANA / "prometheus-alerts.example.yml").read_text()
+    declared = Metrics().names()
+    used = set(re.findall(r"\b(exfil_[a-z_]+)\b", rules))
+    assert used and used <= declared, used - declared
+
+
 def _detector(*args: str, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "detector", *args],

@@ -102,3 +102,52 @@ def test_a_child_that_dies_is_an_error_naming_its_exit(kafka_broker: KafkaBroker
             fetcher.read()
     finally:
         fetcher.stop()
+
+
+def test_a_reconnect_goes_on_from_where_each_partition_stands(kafka_broker: KafkaBroker) -> None:
+    """The watchdog's remedy for a partition that reads nothing: a new consumer in the
+    child, the parsers kept; every record is read once, the events are those of one
+    uninterrupted read."""
+    name = topic(kafka_broker, partitions=2)
+    records = [(k, r.encode()) for k, r in sample_records(bundled_sample())[:3000]]
+    produce(kafka_broker, name, records[:1500])
+    frames: list[Frame] = []
+    fetcher = FetcherProcess(_settings(kafka_broker, name), frames.append)
+
+    def read_all(total: int) -> None:
+        _until(fetcher, lambda: sum(r.records for f in frames for r in f.reads) >= total)
+
+    try:
+        fetcher.assign({0: (None, None), 1: (None, None)})
+        read_all(1500)
+        fetcher.reconnect()
+        produce(kafka_broker, name, records[1500:])
+        read_all(len(records))
+        time.sleep(1)  # nothing more comes: no record read twice
+        fetcher.read()
+        offsets = [(r.partition, r.offset, r.records) for f in frames for r in f.reads]
+        assert sum(n for _, _, n in offsets) == len(records)
+        fetcher.flush({0, 1})
+        fetcher.snapshot()
+        for p in (0, 1):
+            got = pl.concat([r.events for f in frames for r in f.reads if r.partition == p])
+            assert got.equals(_parsed_here(kafka_broker, name, p)), p
+    finally:
+        fetcher.stop()
+
+
+def test_a_hung_child_is_an_error_not_a_hang(kafka_broker: KafkaBroker) -> None:
+    name = topic(kafka_broker, partitions=1)
+    fetcher = FetcherProcess(_settings(kafka_broker, name), lambda frame: None)
+    try:
+        fetcher.assign({0: (None, None)})
+        assert fetcher.pid is not None
+        os.kill(fetcher.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(FetcherError, match="did not answer in 2 s"):
+            fetcher.snapshot(timeout=2)
+        assert time.monotonic() - started < 10
+    finally:
+        if fetcher.pid is not None:
+            os.kill(fetcher.pid, signal.SIGCONT)
+        fetcher.stop()

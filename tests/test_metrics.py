@@ -19,7 +19,7 @@ from detector.replay_command import ReplaySummary, replay_files
 from detector.threat_rules import load_rules
 
 #: Every label name a metric of ours may carry (the process/platform collectors' too).
-ALLOWED_LABELS = {"format", "reason", "severity", "kind", "scale", "partition", "le"}
+ALLOWED_LABELS = {"format", "reason", "severity", "kind", "scale", "partition", "action", "le"}
 ALLOWED_LABELS |= {"version", "python", "implementation", "major", "minor", "patchlevel"}
 
 

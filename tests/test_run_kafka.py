@@ -3,6 +3,7 @@ with reasons, and the stream going on past them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from kafka_io import produce as _produce
 from kafka_io import read_all as _read_all
 from kafka_io import sample_records as _records
 from kafka_io import topic as _topic
+from kafka_io import wait_ready
 
 from detector.cli import bundled_sample, bundled_sample_config
 from detector.config import Config, load_config
@@ -29,6 +31,7 @@ from detector.replay_command import replay_files
 from detector.stream_options import RunSummary, StreamOptions
 from detector.stream_runner import run_stream
 from realdb.kafka import KafkaBroker, free_port
+from realdb.kafka_fixture import cpu_hog
 from streams.file_source import SourceOptions, make_parser
 
 
@@ -50,15 +53,18 @@ def config() -> Config:
     return load_config(bundled_sample_config())
 
 
+@pytest.mark.parametrize("loaded", [False, True], ids=["quiet", "cpu-load"])
 def test_a_shipped_log_gives_the_alerts_of_replay(
-    kafka_broker: KafkaBroker, config: Config, tmp_path: Path
+    kafka_broker: KafkaBroker, config: Config, tmp_path: Path, loaded: bool
 ) -> None:
-    """The sample shipped to 6 partitions keyed by user, consumed by one process."""
+    """The sample shipped to 6 partitions keyed by user, consumed by one process (also
+    with every core kept busy beside it)."""
     topic = _topic(kafka_broker)
     records = _records(bundled_sample())
     _produce(kafka_broker, topic, [(k, r.encode()) for k, r in records])
     options = _options(topic, tmp_path)
-    summary = run_stream(config, config.kafka_settings(kafka_broker.bootstrap), options)
+    with cpu_hog() if loaded else contextlib.nullcontext():
+        summary = run_stream(config, config.kafka_settings(kafka_broker.bootstrap), options)
     assert summary.records == len(records) and not summary.dead_letters
     replay = replay_files([bundled_sample()], config, progress=None).alerts
     assert [a.to_json() for a in summary.alerts] == [a.to_json() for a in replay]
@@ -282,24 +288,39 @@ def test_ship_and_run_authenticate_with_sasl_from_the_config_and_env(
     assert "s3cr3t" not in refused.stderr + refused.stdout
 
 
+@pytest.mark.parametrize("loaded", [False, True], ids=["quiet", "cpu-load"])
 def test_a_second_process_joining_the_group_reads_nothing_twice(
-    kafka_broker: KafkaBroker, tmp_path: Path
+    kafka_broker: KafkaBroker, tmp_path: Path, loaded: bool
 ) -> None:
     """While the sample trickles in, a second detector process joins the group: the first
     judges what its revoked partitions delivered and commits before giving them up, so
-    together they read every record exactly once."""
+    together they read every record exactly once (also with every core kept busy)."""
+    with cpu_hog() if loaded else contextlib.nullcontext():
+        _second_process_joins(kafka_broker)
+
+
+def _second_process_joins(kafka_broker: KafkaBroker) -> None:
     topic = _topic(kafka_broker)
     records = [(k, r.encode()) for k, r in _records(bundled_sample())]
     run = [sys.executable, "-m", "detector", "run", "--bootstrap", kafka_broker.bootstrap,
-           "--topic", topic, "--config", str(bundled_sample_config()), "--until-idle", "8",
-           "--checkpoint-seconds", "1"]  # fmt: skip
-    first = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           "--topic", topic, "--group", f"g-{topic}", "--config", str(bundled_sample_config()),
+           "--until-idle", "20", "--checkpoint-seconds", "1"]  # fmt: skip
+    ports = [free_port(), free_port()]
+
+    def start(k: int) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [*run, "--metrics-port", str(ports[k])],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    first = start(0)
     try:
         _produce(kafka_broker, topic, records[:3000])
-        time.sleep(4)  # the first owns all six partitions and has read those
-        second = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            time.sleep(4)  # the group rebalances: three partitions each
+        wait_ready(first, ports[0], True, "6 partitions, 0 records behind")
+        second = start(1)
+        try:  # the group rebalances: three partitions each, then the rest arrives
+            wait_ready(second, ports[1], True, "3 partitions")
+            wait_ready(first, ports[0], True, "3 partitions")
             _produce(kafka_broker, topic, records[3000:])
             outs = [p.communicate(timeout=240) for p in (first, second)]
         finally:
@@ -311,8 +332,9 @@ def test_a_second_process_joining_the_group_reads_nothing_twice(
         line = next((ln for ln in out.splitlines() if ln.startswith("records consumed")), None)
         assert line is not None, err[-2000:]
         counts.append(int(line.split()[-1].replace(",", "")))
-    assert all(n > 0 for n in counts), counts
-    assert sum(counts) == len(records), counts
+    logs = "\n".join(f"process {k}:\n{err[-1500:]}" for k, (_, err) in enumerate(outs))
+    assert all(n > 0 for n in counts), f"{counts}\n{logs}"
+    assert sum(counts) == len(records), f"{counts}\n{logs}"
 
 
 def test_partitions_resume_from_a_compacted_checkpoint_topic(

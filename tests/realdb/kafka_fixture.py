@@ -11,6 +11,9 @@ share it, so each uses its own topic and group names. Tests that need a broker o
 ``tmp_path``. A machine without Java 17 or the broker jars fails these tests, it does not
 skip them: the install step is ``scripts/services/kafka.sh``. Tests using either fixture get
 the ``kafka`` marker (``-m "not kafka"`` deselects them).
+A failed Kafka test's report carries the broker's consumer-group log (joins, rebalances,
+members removed on heartbeat expiration): :func:`group_log`. :func:`cpu_hog` keeps the
+machine's cores busy around a test that must pass under load.
 (PYTEST_DONT_REWRITE: no asserts here, and doctest collection may import it first.)
 
 Examples
@@ -21,7 +24,12 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +74,51 @@ def kafka_broker(
         yield broker
     finally:
         broker.stop()
+
+
+#: Lines of a broker's log about consumer groups, the last ones shown with a failure.
+GROUP_LOG_LINES = 120
+
+
+def group_log(logs: list[Path], lines: int = GROUP_LOG_LINES) -> str:
+    """The consumer-group lines of brokers' ``server.log`` files, the last ``lines``."""
+    picked: list[str] = []
+    for log in logs:
+        with contextlib.suppress(OSError):
+            text = log.read_text(encoding="utf-8", errors="replace")
+            picked += [f"{log.parent.parent.name}: {ln}" for ln in text.splitlines()
+                       if "GroupCoordinator" in ln or "GroupMetadataManager" in ln]  # fmt: skip
+    return "\n".join(picked[-lines:])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed (or timed out) Kafka test shows what the broker saw of its groups."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if not report.failed or item.get_closest_marker("kafka") is None:
+        return
+    funcargs = getattr(item, "funcargs", {})
+    logs = []
+    broker = funcargs.get("kafka_broker")
+    if broker is not None:
+        logs.append(broker.directory / "logs" / "server.log")
+    tmp = funcargs.get("tmp_path")
+    if tmp is not None:
+        logs += sorted(Path(tmp).rglob("logs/server.log"))
+    text = group_log(logs)
+    if text:
+        report.sections.append(("kafka broker: consumer groups", text))
+
+
+@contextlib.contextmanager
+def cpu_hog(processes: int | None = None) -> Iterator[None]:
+    """Busy processes (one per core by default) for the duration of the block."""
+    count = processes or os.cpu_count() or 2
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(timeout=10)
