@@ -43,20 +43,21 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
-from typing import Any, Final
+from typing import Any
 
 import polars as pl
 
 from detector.alerts import write_jsonl
 from detector.config import Config
-from detector.exceptions import StreamingError, StreamUnhealthy
+from detector.exceptions import StreamUnhealthy
 from detector.metrics import RUN_PORT, Metrics, serve_metrics
 from detector.pipeline import Pipeline
 from detector.pipeline_worker import PipelineWorker
 from detector.stream_clients import checkpoint_store, fetch_args, producer
 from detector.stream_delivery import Delivery
 from detector.stream_group import GroupMember
-from detector.stream_health import Act, Watchdog
+from detector.stream_guard import Guarded
+from detector.stream_health import Watchdog
 from detector.stream_options import RunSummary, StopSignal, StreamOptions
 from detector.stream_partitions import OwnedPartitions
 from detector.threat_rules import load_rules
@@ -64,13 +65,8 @@ from streams.exceptions import FetcherError
 from streams.kafka_fetcher import REPLY_SECONDS, FetcherProcess, FetchSettings, Frame
 from streams.kafka_settings import KafkaSettings
 
-#: Seconds between two look-ups of the end offsets of partitions that read nothing.
-END_CHECK_SECONDS: Final = 5.0
-#: How long a process giving up waits for its fetcher's parsers to checkpoint them.
-GIVE_UP_REPLY_SECONDS: Final = 10.0
 
-
-class _Runner:
+class _Runner(Guarded):
     """One consumer, one producer, one pipeline; the loop of :func:`run_stream`."""
 
     def __init__(
@@ -253,84 +249,6 @@ class _Runner:
             if until is not None and idle >= until:
                 break
 
-    # -- the watchdog (detector.stream_health) --------------------------------------------
-
-    def _watch(self, assigned: set[int]) -> None:
-        """Tell the watchdog how the process stands, and do what it says: rejoin the group,
-        reconnect the fetcher, or give up (:class:`StreamUnhealthy`)."""
-        member, why, patience = self.group.member()
-        self.member = member
-        self.watchdog.turned()
-        if self.metrics is not None:
-            self.metrics.turned(member)
-        act = self.watchdog.membership(member, why, patience)
-        if act is Act.REJOIN:
-            self._rejoin(why)
-        elif act is Act.GIVE_UP:
-            raise StreamUnhealthy(f"out of the consumer group ({why}); rejoining did not help")
-        behind = self._behind(assigned)
-        self.watchdog.owned({p: behind.get(p) for p in assigned})
-        quiet = [p for p in self.watchdog.quiet() if p in self.seeked]
-        now = time.monotonic()
-        if not quiet or now - self.last_end_check < END_CHECK_SECONDS:
-            return
-        self.last_end_check = now
-        ends = self._ends(quiet)
-        waiting = [p for p in quiet if ends.get(p, 0) > self.state.offsets.get(p, 0)]
-        act = self.watchdog.stalled(quiet, waiting)
-        if act is Act.RECONNECT:
-            stuck = {p: ends[p] - self.state.offsets.get(p, 0) for p in waiting}
-            _log(f"records waiting and none read (partition: records {stuck}): the fetcher "
-                 "reconnects")  # fmt: skip
-            self._acted("reconnect")
-            self.fetcher.reconnect()
-        elif act is Act.GIVE_UP:
-            raise StreamUnhealthy(f"partitions {sorted(waiting)} read nothing although records "
-                                  "wait, even after the fetcher reconnected")  # fmt: skip
-
-    def _ends(self, partitions: list[int]) -> dict[int, int]:
-        """The partitions' end offsets, asked of the broker (the fetcher's high
-        watermarks are what is in doubt); none known when the broker does not answer."""
-        from kafka.errors import KafkaError
-
-        tps = [self.tp(self.options.topic, p) for p in partitions]
-        try:
-            ends = self.group.consumer.end_offsets(tps)
-        except KafkaError:
-            return {}
-        return {tp.partition: int(o) for tp, o in ends.items() if o is not None}
-
-    def _rejoin(self, why: str) -> None:
-        """Out of the group too long: hand every partition over (checkpointed; no commit:
-        a group that does not know this process would refuse it, and the checkpoints
-        carry the offsets) and start over with a new group consumer."""
-        bound = self.watchdog.bounds.rejoin_after
-        _log(f"out of the consumer group for {bound:.0f} s ({why}): rejoining")
-        self._acted("rejoin")
-        self._revoke(set(self.owned))
-        self.owned.clear()
-        self.fenced.clear()
-        self.group.rejoin()
-
-    def _give_up(self, exc: StreamUnhealthy) -> None:
-        """Exit to be restarted: checkpoint what this process owns (if its fetcher still
-        answers) and close, without the end-of-input work of :meth:`_finish`."""
-        self._acted("give_up")
-        _log(f"giving up: {exc}")
-        try:  # a fetcher that does not answer soon is part of the trouble
-            self._checkpoint(reply=GIVE_UP_REPLY_SECONDS)
-        except (FetcherError, StreamingError) as why:
-            _log(f"not checkpointed ({why}): the last checkpoint stands")
-        self.group.abandon()  # its partitions' checkpoints are saved, or stand as they were
-        self.fetcher.stop()
-        self.delivery.close()
-        if self.state.store is not None:
-            self.state.store.close()
-
-    def _acted(self, action: str) -> None:
-        if self.metrics is not None:
-            self.metrics.watchdog.labels(action).inc()
-
     def _arrive(self, partitions: set[int]) -> None:
         """Partitions the group gave this process: claimed and resumed together from their
         checkpoints (else from the group's committed offset, else the earliest), then read
@@ -384,22 +302,6 @@ class _Runner:
             for p in assigned
             if (high := self.highwater.get(p)) is not None
         }
-
-    def _measure(self, stamps: list[int], assigned: set[int], started: float, turn: float) -> None:
-        now = time.perf_counter() - started
-        self.summary.lag.append((now, sum(self._behind(assigned).values())))
-        if stamps and self.summary.busy is None:
-            # from the start of the fetcher's first poll that read records (it decoded
-            # and parsed them) to the end of the last batch judged (:meth:`_judged`)
-            first = self.first_read if self.first_read is not None else turn
-            self.summary.busy = (min(first, turn), now)
-
-    def _judged(self, stamps: list[int], ended: float) -> None:
-        """The worker judged the batch of a turn that read records with these stamps."""
-        now_ms = time.time() * 1000.0
-        self.summary.latency_ms += [now_ms - t for t in stamps]
-        if self.summary.busy is not None:
-            self.summary.busy = (self.summary.busy[0], ended - self.started)
 
     def _idle(self, assigned: set[int]) -> float:
         """Flush partitions caught up for ``idle_flush_seconds`` (their held-back records
