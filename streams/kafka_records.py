@@ -37,6 +37,8 @@ from streams.schema import EVENT_KINDS, EVENT_SCHEMA, conform, empty_events
 CANONICAL: Final = "canonical-json"
 #: Default largest value accepted (Kafka's own default ``message.max.bytes`` is ~1 MB).
 MAX_RECORD_BYTES: Final = 1024 * 1024
+#: :attr:`PartitionStream.high_` of a partition read whose parser has released nothing yet.
+NOTHING_YET: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
 #: Records of a partition kept for mapping lines back to offsets (held-back parser lines
 #: are at most one poll old).
 _KEEP_RECORDS: Final = 200_000
@@ -91,6 +93,8 @@ class PartitionStream:
     next_line_: int = 1
     lines_: list[int] = field(default_factory=list)
     offsets_: list[int] = field(default_factory=list)
+    #: the latest event time released (:data:`NOTHING_YET` once records were read with
+    #: none released; ``None`` before any): how far the partition is complete
     high_: dt.datetime | None = None
 
     @property
@@ -127,6 +131,11 @@ class PartitionStream:
             latest = events["event_time"].max()
             if isinstance(latest, dt.datetime) and (self.high_ is None or latest > self.high_):
                 self.high_ = latest
+        elif self.high_ is None:
+            # read, but nothing let go yet (the parser holds the records back): complete
+            # up to nothing, not "nothing pending" (None), or the other partitions' events
+            # would be released past these records, which would then come late
+            self.high_ = NOTHING_YET
         return events, rejects
 
     def flush(self) -> tuple[pl.DataFrame, list[RecordReject]]:

@@ -34,9 +34,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
 from kafka_io import produce, sample_records, topic
 
 from detector.cli import bundled_sample, bundled_sample_config
@@ -82,7 +85,10 @@ def _group_run(
     restart: bool,
     session: int = 8,
     freeze: bool = False,
+    layout: bool = False,
 ) -> GroupRun:
+    """``layout``: the alerts are compared with another run's, so no record may be read
+    before the group has settled (see :func:`_settled`)."""
     name = topic(broker)
     records = [(k, r.encode()) for k, r in sample_records(bundled_sample())]
     state = tmp_path / f"state-{name}"  # shared by the group's processes
@@ -101,7 +107,10 @@ def _group_run(
     procs = [start(f"p{k}") for k in range(3)]
     victim = procs[0]
     try:
-        time.sleep(8)  # the group settles before the first record: two partitions each
+        if layout:
+            _settled(broker, f"g-{name}", procs)
+        else:
+            time.sleep(8)  # the group settles before the first record: two partitions each
         step = len(records) // CHUNKS + 1
         for k in range(CHUNKS):
             produce(broker, name, records[k * step : (k + 1) * step])
@@ -129,6 +138,46 @@ def _group_run(
     return GroupRun(name, _latest(broker, f"{name}-alerts"), outs)
 
 
+def _settled(
+    broker: KafkaBroker, group: str, procs: list[subprocess.Popen[str]], timeout: float = 120
+) -> None:
+    """Wait until ``group`` is stable with every process a member owning two partitions.
+
+    A fixed wait is not enough on a loaded machine: the processes join one by one, and a
+    first generation of fewer members hands out all six partitions. A record judged in
+    that passing layout changes the process-wide models (peer groups, forests, budgets)
+    of the process that judged it, and so alerts of a run compared alert for alert.
+    """
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                described = admin.describe_groups([group]).get(group, {})
+            except KafkaError as exc:  # no coordinator yet: the first member is joining
+                described = {"error": repr(exc)}
+            owned = [_owned(m) for m in described.get("members", [])]
+            if described.get("group_state") == "Stable" and owned == [2] * len(procs):
+                return
+            # a process stops after --until-idle seconds idle, partitions or not
+            dead = [p.args[-1] for p in procs if p.poll() is not None]
+            assert not dead and time.monotonic() < deadline, ("group not settled", dead, described)
+            time.sleep(0.5)
+    finally:
+        admin.close()
+
+
+def _owned(member: dict[str, Any]) -> int:
+    """Partitions a described group member is assigned."""
+    assignment = member.get("member_assignment") or {}
+    topics = (
+        assignment.get("assigned_partitions", [])
+        if isinstance(assignment, dict)
+        else getattr(assignment, "assigned_partitions", [])
+    )
+    return sum(len(t["partitions"] if isinstance(t, dict) else t.partitions) for t in topics or [])
+
+
 def _assert_all_committed(broker: KafkaBroker, name: str) -> None:
     consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=f"g-{name}")
     try:
@@ -146,7 +195,9 @@ def _consumed(out: str) -> int:
 
 @pytest.fixture(scope="module")
 def clean(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> GroupRun:
-    return _group_run(kafka_broker, tmp_path_factory.mktemp("clean"), kill=False, restart=False)
+    return _group_run(
+        kafka_broker, tmp_path_factory.mktemp("clean"), kill=False, restart=False, layout=True
+    )
 
 
 def test_a_killed_process_restarted_under_its_id_changes_no_alert(
@@ -155,7 +206,7 @@ def test_a_killed_process_restarted_under_its_id_changes_no_alert(
     # a session timeout the restart beats even on a loaded machine: the group must not
     # move the victim's partitions to the survivors meanwhile (their peers would judge
     # its users: see "What depends on the process layout" in ARCHITECTURE.md)
-    killed = _group_run(kafka_broker, tmp_path, kill=True, restart=True, session=30)
+    killed = _group_run(kafka_broker, tmp_path, kill=True, restart=True, session=30, layout=True)
     replacement = _consumed(killed.outs[-1][0])
     assert 0 < replacement < sum(_consumed(out) for out, _ in clean.outs)
     assert len(clean.alerts) >= 10
