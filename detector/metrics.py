@@ -326,6 +326,11 @@ class Metrics:
         self.checkpoint_seconds.observe(seconds)
         self.checkpoint_time.set(time.time())
 
+    def checkpoint_current(self) -> None:
+        """A checkpoint was due and nothing had changed since the last: the saved state
+        is current as of now (its age stays low), no checkpoint was written."""
+        self.checkpoint_time.set(time.time())
+
     def turned(self, member: bool) -> None:
         """The run loop turned; whether the process is in its group."""
         self.loop_turn.set(time.time())

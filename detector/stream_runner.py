@@ -122,6 +122,8 @@ class _Runner(Guarded):
         )
         self.idle_since: dict[int, float] = {}
         self.last_checkpoint = time.monotonic()
+        #: anything read, judged or moved since the last checkpoint
+        self.changed = True
         self.seeked: set[int] = set()
         #: partitions the group gave this process, until revoked or lost (the consumer's
         #: own assignment still lists revoked ones while a rebalance goes on: the loop
@@ -145,6 +147,7 @@ class _Runner(Guarded):
         from kafka.structs import OffsetAndMetadata
 
         self.owned -= partitions
+        self.changed = True
         # the fetcher stops reading them; their parsers as of the last frame read (the
         # frames before the answer still count: they are handled while waiting for it)
         self.state.partitions.update(self.fetcher.revoke(partitions & self.seeked))
@@ -178,6 +181,7 @@ class _Runner(Guarded):
         missed past the session timeout): forgotten, nothing saved, nothing committed;
         their next owner resumes from their last checkpoint."""
         self.owned -= partitions
+        self.changed = True
         self.fetcher.revoke(partitions & self.seeked)  # their parsers are not ours now
         self._forget(partitions)
         self.worker.drain()  # no batch in flight re-creates their users' state after
@@ -189,6 +193,7 @@ class _Runner(Guarded):
         was evicted and does not know yet); their records are skipped until the group
         assigns partitions again."""
         if partitions:
+            self.changed = True
             self.fenced |= partitions
             self.fetcher.revoke(partitions & self.seeked)
             self._forget(partitions)  # claimed anew if the group gives them back
@@ -244,7 +249,7 @@ class _Runner(Guarded):
                 self._measure(stamps, assigned, started, turn)
             self._judge(self.state.merge.release(sorted(assigned)), stamps)
             if time.monotonic() - self.last_checkpoint >= self.options.checkpoint_seconds:
-                self._checkpoint()
+                self._checkpoint(if_changed=True)
             until = self.options.until_idle
             if until is not None and idle >= until:
                 break
@@ -255,6 +260,7 @@ class _Runner(Guarded):
         by the fetcher from there."""
         if not partitions:
             return
+        self.changed = True
         self.worker.drain()  # arriving users' state joins the pipeline's
         offsets = self.state.take_over(partitions)
         starts: dict[int, tuple[int | None, Any]] = {}
@@ -272,6 +278,7 @@ class _Runner(Guarded):
 
     def _on_frame(self, frame: Frame) -> None:
         """What the fetcher read: events into the merge, offsets, dead letters."""
+        self.changed = self.changed or bool(frame.reads)
         for read in frame.reads:
             p = read.partition
             if p not in self.seeked or p in self.fenced:
@@ -342,12 +349,22 @@ class _Runner(Guarded):
         parts = events["_partition"]
         self.worker.submit(events.drop("_partition"), parts, stamps or [])
 
-    def _checkpoint(self, reply: float = REPLY_SECONDS) -> None:
+    def _checkpoint(self, reply: float = REPLY_SECONDS, *, if_changed: bool = False) -> None:
         """Alerts and dead letters out, then every partition's checkpoint saved, then
-        their offsets committed (``reply``: how long the fetcher may take to answer)."""
+        their offsets committed (``reply``: how long the fetcher may take to answer;
+        ``if_changed``: nothing to do when nothing was read, judged or moved since the
+        last one: an idle detector stays idle, its checkpoints as current as they were)."""
         from kafka.errors import KafkaError
         from kafka.structs import OffsetAndMetadata
 
+        if if_changed and not self.changed:
+            self.last_checkpoint = time.monotonic()
+            if self.metrics is not None:
+                self.metrics.checkpoint_current()
+            return
+        # frames handled while the snapshot is awaited are in this checkpoint; those
+        # after it mark the next one
+        self.changed = False
         began = time.perf_counter()
         # the parsers as of the last frame read (the frames before the answer go to the
         # merge), then the batches released so far judged: state and offsets agree
