@@ -43,6 +43,11 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--instance-id", default=None,
                    help="static group membership: a process restarted under the same id "
                    "gets its partitions back without a rebalance")  # fmt: skip
+    r.add_argument("--idle-flush-seconds", type=float, default=5.0, metavar="SECONDS",
+                   help="a partition caught up this long releases what its parser holds "
+                   "back and stops holding the other partitions' events back (shorter: "
+                   "lower latency on quiet partitions; longer: fewer late events when "
+                   "a quiet partition's records arrive)")  # fmt: skip
     r.add_argument("--stall-seconds", type=float, default=None, metavar="SECONDS",
                    help="records waiting in an owned partition and none read this long: "
                    "the fetcher reconnects; as long again: exit 3 to be restarted "
@@ -78,6 +83,7 @@ def run_command(args: argparse.Namespace, stream: TextIO | None = None) -> int:
         poll_records=args.poll_records,
         instance_id=args.instance_id,
         checkpoint_topic=args.checkpoint_topic,
+        idle_flush_seconds=args.idle_flush_seconds,
         stall_seconds=args.stall_seconds,
         ready_lag=args.ready_lag,
     )

@@ -18,6 +18,15 @@ removed the member "on heartbeat expiration" mid-rebalance, and the process rejo
 awaits the work (:func:`_off_loop`) and keeps heartbeating meanwhile. The runner's own
 thread is blocked in ``poll`` while the callbacks run (kafka-python awaits the listener
 inside the join that ``poll`` drives), so they never race the loop's bookkeeping.
+
+Why :meth:`GroupMember.poll` asks for a rejoin while a join is in flight: kafka-python
+3.0.12 loses a join that completes after the poll awaiting it gave up, when nothing but
+the leader's own metadata asked for it (the group's first join on a new topic, which
+assigns nothing, then joins again once the topic's partitions are known). The member
+then stays "rebalancing" with its heartbeats off: the broker expires it after the session
+timeout, kafka-python never joins again, and its poll spins (its next heartbeat is always
+"due"). That was the stalled ``run`` of the test suite: a member joined, then was removed
+"on heartbeat expiration" without one heartbeat.
 """
 
 from __future__ import annotations
@@ -35,6 +44,12 @@ from streams.kafka_settings import KafkaSettings
 #: How long a consumer given up for a new one may take to close (a wedged one never does:
 #: it is left to its daemon threads).
 CLOSE_SECONDS: Final = 10.0
+#: How long one poll of the group consumer waits (the loop turns at least this often).
+POLL_MS: Final = 200
+#: ... while a join is in flight: long enough that the join ends inside the poll (the
+#: broker answers once every member has rejoined: seconds), since kafka-python completes
+#: a join only in a poll that awaits it.
+JOIN_POLL_MS: Final = 5000
 #: How long a rebalance may keep the process out of its group before the watchdog acts:
 #: the broker waits for every member to rejoin up to the rebalance timeout (kafka-python's
 #: ``max_poll_interval_ms``, 300 s), plus a margin.
@@ -78,8 +93,19 @@ class GroupMember:
     def poll(self) -> None:
         """The group's business (its partitions are paused): joins, rebalances, commits.
         The wait lets a rebalance progress (with none, kafka-python never completes
-        one)."""
-        self.consumer.poll(timeout_ms=200)
+        one); while a join is in flight it is longer, so that the join ends inside it
+        (see :data:`JOIN_POLL_MS`)."""
+        coordinator = self.consumer._coordinator
+        joining = coordinator.rebalance_in_progress()
+        if joining and not coordinator.need_rejoin():
+            # kafka-python 3.0.12 completes a join only in the poll that awaits it, and
+            # only while need_rejoin() holds; a leader's own assignment makes it false
+            # (its metadata snapshot is updated inside the join), so a join the poll's
+            # timer left in flight was never completed: the member stayed "rebalancing"
+            # with heartbeats off until the broker expired it, and never joined again.
+            # Asked again, the next poll completes it (or joins anew)
+            coordinator.request_rejoin()
+        self.consumer.poll(timeout_ms=JOIN_POLL_MS if joining else POLL_MS)
         if self.failure is not None:
             failure, self.failure = self.failure, None
             raise failure
@@ -105,6 +131,13 @@ class GroupMember:
         if quiet > self.options.session_timeout:
             return False, f"no heartbeat answered for {quiet:.0f} s", None
         return True, "member", None
+
+    def joining(self) -> bool:
+        """A join is in flight: kafka-python completes it, and sends heartbeats again,
+        only inside the next :meth:`poll` (the runner turns light until then)."""
+        from kafka.structs import MemberState
+
+        return bool(self.consumer._coordinator.group_metadata().state == MemberState.REBALANCING)
 
     def rejoin(self) -> None:
         """Start over with a new consumer (the runner has handed its partitions over)."""

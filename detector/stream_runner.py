@@ -237,6 +237,13 @@ class _Runner(Guarded):
             self.group.poll()  # the fetcher's frames queue meanwhile
             assigned = self.owned - self.fenced
             self._watch(assigned)
+            if self.group.joining():
+                # heartbeats stay off from a join's start until kafka-python completes it
+                # in a poll: a turn judging or checkpointing meanwhile outlasted the
+                # session timeout under load, and the broker expired the member right
+                # after its join. Until then nothing else is done (the fetcher's frames
+                # wait: when they fill its pipe, it stops fetching)
+                continue
             assigned = self.owned - self.fenced  # a rejoin hands every partition over
             self._share(assigned)
             self._arrive(assigned - self.seeked)

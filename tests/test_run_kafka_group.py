@@ -94,9 +94,12 @@ def _group_run(
     state = tmp_path / f"state-{name}"  # shared by the group's processes
     run = [sys.executable, "-m", "detector", "run", "--bootstrap", broker.bootstrap,
            "--topic", name, "--group", f"g-{name}", "--config", str(bundled_sample_config()),
-           "--state-dir", str(state), "--checkpoint-seconds", "1", "--until-idle", "20",
+           "--state-dir", str(state), "--checkpoint-seconds", "1", "--until-idle", "30",
            "--close-at-end", "--session-timeout", str(session), "--alerts-topic", f"{name}-alerts",
-           "--dlq-topic", ""]  # fmt: skip
+           "--dlq-topic", "", "--idle-flush-seconds", "600"]  # fmt: skip
+    # no idle flush between chunks: a partition with no records in one chunk would stop
+    # holding its process's other partition back, and when its records came they would be
+    # late there (counted in the next window): alerts that depend on produce timing
 
     def start(member: str) -> subprocess.Popen[str]:
         return subprocess.Popen(

@@ -1,5 +1,6 @@
 """``run`` never stalls silently (detector/stream_health.py), on a real broker:
 
+* a join kafka-python 3.0.12 left unfinished (the cause of the stalled runs) is finished;
 * its heartbeats cut, the broker evicts it while kafka-python still believes it is a
   member: the watchdog sees the heartbeats unanswered, rejoins with a new group consumer
   and the run ends with replay's alerts, every record read once;
@@ -15,15 +16,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from kafka.coordinator.base import BaseCoordinator
+from kafka.structs import MemberState
 from kafka_io import probe, produce, sample_records, topic, wait_ready
 
 from detector.cli import bundled_sample, bundled_sample_config
 from detector.config import load_config
 from detector.replay_command import replay_files
+from detector.stream_group import GroupMember
 from detector.stream_options import RunSummary, StreamOptions
 from detector.stream_runner import run_stream
 from realdb.kafka import KafkaBroker, free_port
@@ -32,6 +36,39 @@ from realdb.kafka import KafkaBroker, free_port
 def _replay_alerts() -> list[dict[str, object]]:
     config = load_config(bundled_sample_config())
     return [a.to_json() for a in replay_files([bundled_sample()], config, progress=None).alerts]
+
+
+def test_a_join_kafka_python_left_unfinished_is_finished(kafka_broker: KafkaBroker) -> None:
+    """kafka-python 3.0.12 loses a join that completes after the poll awaiting it gave up
+    when only the leader's metadata asked for it: the member stays "rebalancing" with its
+    heartbeats off, and never joins again. The group member asks again: it joins."""
+    name = topic(kafka_broker, partitions=2)
+    config = load_config(bundled_sample_config())
+    options = StreamOptions(topic=name, group=f"g-{name}", session_timeout=10.0)
+    assigned: list[set[int]] = []
+    member = GroupMember(
+        config.kafka_settings(kafka_broker.bootstrap), options,
+        on_revoked=lambda _: {}, on_lost=lambda _: None, on_assigned=assigned.append,
+    )  # fmt: skip
+
+    def until(done: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 60
+        while not done():
+            assert time.monotonic() < deadline, (member.member(), assigned)
+            member.poll()
+
+    try:
+        until(lambda: member.member()[0] and bool(assigned) and assigned[-1] == {0, 1})
+        coordinator = member.consumer._coordinator  # the state a lost join leaves
+        with coordinator._lock:
+            coordinator.state = MemberState.REBALANCING
+        coordinator._disable_heartbeat()
+        assert not coordinator.need_rejoin()
+        joins = len(assigned)
+        until(lambda: member.member()[0] and len(assigned) > joins)
+        assert assigned[-1] == {0, 1}
+    finally:
+        member.close()
 
 
 def test_a_member_whose_heartbeats_go_unanswered_rejoins_and_loses_nothing(
