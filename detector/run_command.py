@@ -29,7 +29,9 @@ def add_parser(sub: Any) -> None:
     r.add_argument("--state-dir", type=Path, default=None, help="checkpoints (continue from)")
     r.add_argument("--alerts-out", type=Path, default=None, help="also a JSON Lines file")
     r.add_argument("--until-idle", type=float, default=None, metavar="SECONDS",
-                   help="stop once every partition has been caught up this long")  # fmt: skip
+                   help="stop once every partition has been caught up this long (a "
+                   "process in its group with no partition: once it has been so this "
+                   "long)")  # fmt: skip
     r.add_argument("--checkpoint-seconds", type=float, default=30.0)
     r.add_argument("--poll-records", type=int, default=200_000, metavar="N",
                    help="most records judged per loop turn (larger: faster catch-up, "

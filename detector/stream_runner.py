@@ -33,6 +33,12 @@ open windows and alerts included (the processes of a group share the state dir).
 the detector cannot use go to the dead-letter topic with their reason (header
 ``reason``), partition and offset, and original bytes; they never block a partition.
 
+Never stalled silently: a watchdog (:mod:`detector.stream_health`, driven from
+:mod:`detector.stream_guard`) rejoins the group after the session timeout out of it,
+reconnects the fetcher when a partition reads nothing while records wait, and gives up
+with :class:`~detector.exceptions.StreamUnhealthy` (exit status 3) when that does not
+help; ``/healthz`` and ``/readyz`` are served beside ``/metrics``.
+
 Stopping: SIGTERM/SIGINT finish the batch, checkpoint and commit. ``--until-idle S`` stops
 once every partition has been caught up for S seconds (tests, back-fills); then, without
 ``--state-dir`` or with ``--close-at-end``, every window is closed like ``replay`` does.
