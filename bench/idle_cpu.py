@@ -3,6 +3,7 @@
 Starts a throwaway single-node broker (``scripts/kafka.sh``), ships the bundled sample to
 a 6-partition topic, starts ``run`` on it (with ``--state-dir`` and its metrics and probes
 served), waits until ``/readyz`` says it owns the six partitions and is caught up, then
+lets it settle (``--settle``: past its idle flush and the checkpoint that follows), then
 samples the CPU time of the ``run`` process and of its fetcher process from
 ``/proc/PID/stat`` over ``--seconds`` seconds. Nothing arrives meanwhile: the detector
 only keeps its group membership, its fetcher long-polls, its loop turns.
@@ -42,6 +43,7 @@ def _cpu_seconds(pid: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--settle", type=float, default=35.0, help="seconds after ready")
     args = parser.parse_args()
     sample = ROOT / "detector" / "data" / "sample"
     with tempfile.TemporaryDirectory(prefix="exfil-idle-") as tmp:
@@ -64,7 +66,9 @@ def main() -> int:
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
             wait_ready(proc, probes, True, "6 partitions, 0 records behind", seconds=120)
-            time.sleep(5)  # past the idle flush and the first checkpoint
+            # steady state: past the idle flush (5 s) and the one checkpoint it makes due
+            # (30 s); from then on nothing changes, and nothing is written
+            time.sleep(args.settle)
             children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
                                       text=True, check=True).stdout.split()  # fmt: skip
             pids = [proc.pid, *map(int, children)]
