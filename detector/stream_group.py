@@ -135,9 +135,7 @@ class GroupMember:
     def joining(self) -> bool:
         """A join is in flight: kafka-python completes it, and sends heartbeats again,
         only inside the next :meth:`poll` (the runner turns light until then)."""
-        from kafka.structs import MemberState
-
-        return bool(self.consumer._coordinator.group_metadata().state == MemberState.REBALANCING)
+        return bool(self.consumer._coordinator.rebalance_in_progress())
 
     def rejoin(self) -> None:
         """Start over with a new consumer (the runner has handed its partitions over)."""

@@ -62,7 +62,7 @@ from detector.pipeline_worker import PipelineWorker
 from detector.stream_clients import checkpoint_store, fetch_args, producer
 from detector.stream_delivery import Delivery
 from detector.stream_group import GroupMember
-from detector.stream_guard import Guarded
+from detector.stream_guard import Guarded, _log
 from detector.stream_health import Watchdog
 from detector.stream_options import RunSummary, StopSignal, StreamOptions
 from detector.stream_partitions import OwnedPartitions
@@ -422,10 +422,6 @@ class _Runner(Guarded):
         self.delivery.close()
         if self.state.store is not None:
             self.state.store.close()
-
-
-def _log(message: str) -> None:
-    print(f"exfil-detector: {message}", file=sys.stderr, flush=True)
 
 
 def run_stream(
