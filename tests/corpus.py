@@ -1,5 +1,5 @@
-"""Where the shared public corpus lives (read-only, beside the repository)."""
+"""Where the tests' public corpus samples live: inside the repository (see its SOURCES.md)."""
 
 from pathlib import Path
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parent / "data" / "corpus"

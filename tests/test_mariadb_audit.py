@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 
 import streams.mariadb_audit as mariadb_audit
 import streams.mariadb_fields as mariadb_fields
+from corpus import CORPUS as TEST_CORPUS
 from streams.base import ParseResult
 from streams.deadletter import REJECT_REASONS, REJECT_SCHEMA
 from streams.mariadb_audit import MariaDBAuditParser
 from streams.schema import EVENT_SCHEMA
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "mariadb-server_audit"
+CORPUS = TEST_CORPUS / "mariadb-server_audit"
 # The real-server fixture ``mariadb_logs`` is registered by conftest.py.
 SNAPSHOT = Path(__file__).resolve().parent / "data" / "real" / "mariadb" / "server_audit.log"
 SNAPSHOT_TZ = "Asia/Shanghai"

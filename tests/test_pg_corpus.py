@@ -1,4 +1,4 @@
-"""PostgreSQL parsers on public server logs written by others (../shared/corpus)."""
+"""PostgreSQL parsers on public server logs written by others (tests/data/corpus)."""
 
 from __future__ import annotations
 
