@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from detector.evaluation.report import read_json, render_markdown  # noqa: E402
+from detector.lab.evaluation.report import read_json, render_markdown  # noqa: E402
 
 DEFAULT_SETS = ("postgres:11:50:21", "postgres:23:60:28", "mariadb:37:55:21")
 CLI = [sys.executable, "-m", "detector"]

@@ -92,7 +92,7 @@ def main() -> int:
         "print(df.height, time.perf_counter() - t)"
     )
     parse_code = (
-        "import time\nfrom detector.cli import main\nt = time.perf_counter()\n"
+        "import time\nfrom detector.commands.cli import main\nt = time.perf_counter()\n"
         f"main(['parse', {str(log)!r}, '--out', {str(tmp / 'events.parquet')!r}])\n"
         "print('SECONDS', time.perf_counter() - t)"
     )

@@ -305,7 +305,7 @@ def measure(log: Path, cfg: Path, tmp: Path, repeat: int) -> dict[str, float]:
         "print(df.height, time.perf_counter() - t)"
     )
     replay_code = (
-        "import time\nfrom detector.cli import main\nt = time.perf_counter()\n"
+        "import time\nfrom detector.commands.cli import main\nt = time.perf_counter()\n"
         f"rc = main(['replay', {str(log)!r}, '--config', {str(cfg)!r}, "
         f"'--alerts-out', {str(tmp / 'alerts.jsonl')!r}, '--quiet'])\n"
         "assert rc == 0, rc\nprint('SECONDS', time.perf_counter() - t)"
@@ -313,7 +313,7 @@ def measure(log: Path, cfg: Path, tmp: Path, repeat: int) -> dict[str, float]:
     state = tmp / "state.bin"
     state_code = (
         "import json, pathlib\nfrom detector.config import load_config\n"
-        "from detector.replay_command import STATE_KIND, STATE_VERSION, replay_files\n"
+        "from detector.commands.replay import STATE_KIND, STATE_VERSION, replay_files\n"
         "from models.state import load_state\n"
         f"p = pathlib.Path({str(state)!r})\np.unlink(missing_ok=True)\n"
         f"cfg = load_config(pathlib.Path({str(cfg)!r}))\n"

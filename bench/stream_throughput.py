@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from replay_throughput import choose_split, write_config, write_csvlog  # noqa: E402
 
 from detector.config import load_config  # noqa: E402
-from detector.stream_options import RunSummary, StreamOptions  # noqa: E402
-from detector.stream_runner import run_stream  # noqa: E402
+from detector.streaming.options import RunSummary, StreamOptions  # noqa: E402
+from detector.streaming.runner import run_stream  # noqa: E402
 
 CLI = [sys.executable, "-m", "detector"]
 

@@ -1,5 +1,5 @@
 """``python -m detector`` is the ``exfil-detector`` command."""
 
-from detector.cli import main
+from detector.commands.cli import main
 
 raise SystemExit(main())

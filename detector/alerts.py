@@ -41,7 +41,7 @@ from typing import Any, Final
 import polars as pl
 
 from detector.exceptions import AlertError, ThreatRuleError
-from detector.threat_rules import SEVERITIES, ThreatRule
+from detector.rules.schema import SEVERITIES, ThreatRule
 
 MAX_REASONS: Final = 6
 MAX_EVIDENCE: Final = 5
@@ -184,8 +184,8 @@ class AlertBook:
 
     Examples
     --------
-    >>> from detector.threat_match import match_rules
-    >>> from detector.threat_rules import load_rules, window_frame
+    >>> from detector.rules.matching import match_rules
+    >>> from detector.rules.schema import load_rules, window_frame
     >>> rules = load_rules()
     >>> row = {"user": "d07", "scale": "statement", "max_statement_rows": 5000.0,
     ...        "z_max_statement_rows": 8.0, "raw_score": 9.5}
@@ -257,7 +257,7 @@ class AlertBook:
             self._newest[a.user] = a.id
 
     def add_matches(self, matches: pl.DataFrame, rules: Mapping[str, ThreatRule]) -> list[Alert]:
-        """Fold matches (:func:`~detector.threat_match.match_rules` rows) into the alerts.
+        """Fold matches (:func:`~detector.rules.matching.match_rules` rows) into the alerts.
 
         The score is the ``score`` column when present, else ``raw_score``; the detection
         time is ``detected_at`` when present, else ``window_end``. Returns the alerts

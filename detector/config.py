@@ -87,7 +87,7 @@ import polars as pl
 from detector.exceptions import ConfigError
 from streams.exceptions import ExfilDetectorError
 from streams.file_source import SourceOptions
-from streams.kafka_settings import KafkaSettings, KafkaSettingsError
+from streams.kafka.settings import KafkaSettings, KafkaSettingsError
 
 if TYPE_CHECKING:
     from detector.feedback import Feedback

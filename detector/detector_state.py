@@ -1,5 +1,5 @@
 """What the detector has learned and holds open: the state ``replay --state`` saves and a
-``run`` process checkpoints per partition (:mod:`detector.partition_state`).
+``run`` process checkpoints per partition (:mod:`detector.streaming.partition_state`).
 
 :class:`DetectorState` is the process's (models, budgets, alerts, windows in step);
 :class:`PartState` is one input partition's open part of it (first-seen sets, queued
@@ -25,7 +25,7 @@ class PartState:
     """What one input partition's users hold open: first-seen sets, windows, big
     statements waiting for the watermark. Users are keyed to one partition (``ship`` and
     production shippers key records by user), so a partition's part moves to the process
-    that owns the partition next (:mod:`detector.partition_state`): whole, except its
+    that owns the partition next (:mod:`detector.streaming.partition_state`): whole, except its
     windows, which are its users' share of the aggregator it uses."""
 
     seen: SeenSets

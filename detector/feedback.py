@@ -44,7 +44,7 @@ import polars as pl
 
 from detector.config import glob_regex
 from detector.exceptions import FeedbackError
-from detector.threat_rules import KINDS
+from detector.rules.schema import KINDS
 
 _ALERT_ID: Final = re.compile(r"^[0-9a-f]{16}$")
 

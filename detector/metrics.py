@@ -46,7 +46,7 @@ from prometheus_client import (
 from prometheus_client.core import HistogramMetricFamily, Metric
 
 from detector.exceptions import MetricsError
-from detector.stream_health import Watchdog, probe_app
+from detector.streaming.health import Watchdog, probe_app
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -412,7 +412,7 @@ class MetricsServer:
         Where (port ``0``: any free port, see :attr:`port`).
     probes
         ``run``'s watchdog: ``/healthz`` and ``/readyz`` answer from it
-        (:func:`detector.stream_health.probe_app`).
+        (:func:`detector.streaming.health.probe_app`).
 
     Raises
     ------

@@ -34,9 +34,9 @@ import polars as pl
 from detector.alerts import Alert
 from detector.config import Config
 from detector.detector_state import DetectorState, PartState, window_clock
+from detector.rules.matching import match_rules, render_reasons
+from detector.rules.schema import ThreatRule
 from detector.scoring import Scorer
-from detector.threat_match import match_rules, render_reasons
-from detector.threat_rules import ThreatRule
 from features.access import event_features
 from features.catalog import Catalog
 from features.enrich import enrich
@@ -72,7 +72,7 @@ class Pipeline:
     catalog
         The sensitivity catalog.
     rules
-        Threat patterns (:func:`detector.threat_rules.load_rules`).
+        Threat patterns (:func:`detector.rules.schema.load_rules`).
     state
         Learned state to continue from (a fresh one when ``None``).
     id_key

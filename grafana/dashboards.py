@@ -320,7 +320,7 @@ SOC: Final = [
             Spec(
                 "timeseries",
                 "Alerts by kind",
-                "New alerts per hour, by threat kind (detector/threats/).",
+                "New alerts per hour, by threat kind (detector/rules/).",
                 (("sum by (kind) (increase(exfil_alerts_total[1h]))", "{{kind}}"),),
             ),
         ],

@@ -30,10 +30,12 @@ models.exceptions.StateError: state file ... is version 1 of 'demo', this build 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -132,8 +134,17 @@ def _split(data: bytes, source: str) -> tuple[dict[str, Any], bytes]:
     return header, data[start + n :]
 
 
-def load_state(path: str | os.PathLike[str], *, kind: str, version: int) -> Any:
+def load_state(
+    path: str | os.PathLike[str],
+    *,
+    kind: str,
+    version: int,
+    moved: Mapping[str, str] | None = None,
+) -> Any:
     """Unpickle the state saved by :func:`save_state`, checking kind and versions first.
+
+    ``moved`` maps the module names of pickled classes that have moved since (old name ->
+    new name), so that files written before a move still load.
 
     Raises
     ------
@@ -143,17 +154,49 @@ def load_state(path: str | os.PathLike[str], *, kind: str, version: int) -> Any:
     """
     path = Path(path)
     header, payload = _read(path)
-    return _unpickle(header, payload, kind, version, f"state file {path}")
+    return _unpickle(header, payload, kind, version, f"state file {path}", moved)
 
 
-def loads_state(data: bytes, *, kind: str, version: int, source: str) -> Any:
+def loads_state(
+    data: bytes,
+    *,
+    kind: str,
+    version: int,
+    source: str,
+    moved: Mapping[str, str] | None = None,
+) -> Any:
     """Unpickle what :func:`dumps_state` gave, checking kind and versions first
-    (``source`` names where the bytes came from, for errors)."""
+    (``source`` names where the bytes came from, for errors; ``moved`` as in
+    :func:`load_state`)."""
     header, payload = _split(data, source)
-    return _unpickle(header, payload, kind, version, source)
+    return _unpickle(header, payload, kind, version, source, moved)
 
 
-def _unpickle(header: dict[str, Any], payload: bytes, kind: str, version: int, source: str) -> Any:
+class _MovedUnpickler(pickle.Unpickler):
+    """Finds a class pickled under a module name that has moved under its new name.
+
+    >>> from collections import OrderedDict
+    >>> data = pickle.dumps(OrderedDict(a=1)).replace(b"collections", b"collectionz")
+    >>> _MovedUnpickler(io.BytesIO(data), {"collectionz": "collections"}).load()
+    OrderedDict([('a', 1)])
+    """
+
+    def __init__(self, file: io.BytesIO, moved: Mapping[str, str]) -> None:
+        super().__init__(file)
+        self._moved = moved
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(self._moved.get(module, module), name)
+
+
+def _unpickle(
+    header: dict[str, Any],
+    payload: bytes,
+    kind: str,
+    version: int,
+    source: str,
+    moved: Mapping[str, str] | None,
+) -> Any:
     if header.get("kind") != kind:
         raise StateError(f"{source} holds {header.get('kind')!r} state, expected {kind!r}")
     if header.get("version") != version:
@@ -167,6 +210,6 @@ def _unpickle(header: dict[str, Any], payload: bytes, kind: str, version: int, s
             f"{river.__version__}; its pickled models may not load correctly"
         )
     try:
-        return pickle.loads(payload)
+        return _MovedUnpickler(io.BytesIO(payload), moved or {}).load()
     except Exception as exc:  # unpickling can raise almost anything on a damaged file
         raise StateError(f"cannot unpickle {source}: {exc}") from exc

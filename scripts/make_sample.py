@@ -1,6 +1,6 @@
 """Produce the bundled sample: a week of a simulated records office on a real PostgreSQL.
 
-Runs the seeded simulator (``detector.simulation``) on a throwaway PostgreSQL 15 + pgaudit
+Runs the seeded simulator (``detector.lab.simulation``) on a throwaway PostgreSQL 15 + pgaudit
 (installed by ``scripts/services/postgres.sh``; needs root or the ``postgres`` user),
 checks that every labelled statement is in the log for the labelled user inside the label's
 time span, and writes ``detector/data/sample/``:
@@ -31,13 +31,13 @@ import polars as pl
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from detector.commands.parse import parse_files  # noqa: E402
 from detector.config import Config  # noqa: E402
-from detector.parse_command import parse_files  # noqa: E402
-from detector.simulation.org import HABITS, build_org  # noqa: E402
-from detector.simulation.plan import build_plan  # noqa: E402
-from detector.simulation.scenarios import default_scenarios  # noqa: E402
-from detector.simulation.simulate import SimulationResult, simulate  # noqa: E402
-from detector.simulation.verify import label_coverage, mismatches  # noqa: E402
+from detector.lab.simulation.org import HABITS, build_org  # noqa: E402
+from detector.lab.simulation.plan import build_plan  # noqa: E402
+from detector.lab.simulation.scenarios import default_scenarios  # noqa: E402
+from detector.lab.simulation.simulate import SimulationResult, simulate  # noqa: E402
+from detector.lab.simulation.verify import label_coverage, mismatches  # noqa: E402
 
 #: the sample's configuration (change it and regenerate; the README records it)
 USERS, DAYS, SEED, CITIZENS, START = 20, 7, 1, 30_000, dt.date(2024, 3, 4)
@@ -82,7 +82,7 @@ def readme(result: SimulationResult, coverage: pl.DataFrame, csv: Path, seconds:
     return f"""# Bundled sample: a simulated week of a records office
 
 Written by a real **PostgreSQL {result.server_version}** with **pgaudit {result.pgaudit_version}**
-under the seeded workload of `detector/simulation/` (users with habits, nightly jobs,
+under the seeded workload of `detector/lab/simulation/` (users with habits, nightly jobs,
 injected exfiltration), then time-warped: the statements ran as fast as possible
 (about {run["run_seconds"]:.0f} s), and afterwards every log line got its simulated time. Apart from
 the timestamps (`log_time`, `session_start_time`) the csvlog is byte for byte what the

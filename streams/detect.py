@@ -15,7 +15,7 @@ from typing import Final
 
 from streams.chunking import open_binary
 from streams.exceptions import UnknownFormatError
-from streams.pg_prefix import DEBIAN_PREFIX, DEFAULT_PREFIX, PGBADGER_PREFIX, record_pattern
+from streams.pg.prefix import DEBIAN_PREFIX, DEFAULT_PREFIX, PGBADGER_PREFIX, record_pattern
 
 KNOWN_PREFIXES: Final = (
     PGBADGER_PREFIX,

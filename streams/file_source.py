@@ -21,8 +21,8 @@ from streams.base import Parser, ParseResult
 from streams.chunking import DEFAULT_CHUNK_BYTES, Chunk, iter_chunks
 from streams.detect import detect_file
 from streams.exceptions import UnknownFormatError
-from streams.pg_prefix import DEFAULT_PREFIX
-from streams.pg_time import abbreviation_table
+from streams.pg.prefix import DEFAULT_PREFIX
+from streams.pg.timestamps import abbreviation_table
 
 #: Chunks prepared ahead of the one being consumed (and worker threads doing it).
 PREFETCH: Final = 2
@@ -52,15 +52,15 @@ def make_parser(fmt: str, prefix: str | None, options: SourceOptions) -> Parser:
     """A fresh parser for one concrete format."""
     abbreviations = abbreviation_table(options.tz_abbreviations)
     if fmt == "pgaudit-csv":
-        from streams.pgaudit_csvlog import PgauditCsvlogParser
+        from streams.pg.csvlog import PgauditCsvlogParser
 
         return PgauditCsvlogParser(server=options.server, abbreviations=abbreviations)
     if fmt == "pgaudit-json":
-        from streams.pgaudit_jsonlog import PgauditJsonlogParser
+        from streams.pg.jsonlog import PgauditJsonlogParser
 
         return PgauditJsonlogParser(server=options.server, abbreviations=abbreviations)
     if fmt == "pgaudit-stderr":
-        from streams.pgaudit_stderr import PgauditStderrParser
+        from streams.pg.stderr import PgauditStderrParser
 
         return PgauditStderrParser(
             log_line_prefix=prefix or DEFAULT_PREFIX,
@@ -68,7 +68,7 @@ def make_parser(fmt: str, prefix: str | None, options: SourceOptions) -> Parser:
             abbreviations=abbreviations,
         )
     if fmt == "mariadb-audit":
-        from streams.mariadb_audit import MariaDBAuditParser
+        from streams.mariadb.audit import MariaDBAuditParser
 
         return MariaDBAuditParser(server=options.server, timezone=options.mariadb_timezone)
     raise UnknownFormatError(f"no parser for format {fmt!r}")

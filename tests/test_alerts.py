@@ -13,11 +13,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from detector.alert_table import format_alert_table
 from detector.alerts import Alert, AlertBook, alert_id, scrub, write_jsonl
+from detector.commands.alert_table import format_alert_table
 from detector.exceptions import AlertError, ThreatRuleError
-from detector.threat_match import match_rules
-from detector.threat_rules import load_rules, window_frame
+from detector.rules.matching import match_rules
+from detector.rules.schema import load_rules, window_frame
 
 RULES = {r.id: r for r in load_rules()}
 KIND = {r.id: r.kind for r in RULES.values()}

@@ -9,13 +9,13 @@ import uuid
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from detector.checkpoint_topic import CheckpointTopic
-from detector.cli import bundled_sample_config
+from detector.commands.cli import bundled_sample_config
 from detector.config import load_config
 from detector.exceptions import CheckpointFenced, StreamingError
-from detector.stream_checkpoint import PartitionCheckpoint
+from detector.streaming.checkpoint_topic import CheckpointTopic
+from detector.streaming.checkpoints import PartitionCheckpoint
 from realdb.kafka import KafkaBroker
-from streams.kafka_records import PartitionStream
+from streams.kafka.records import PartitionStream
 
 pytestmark = pytest.mark.kafka
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from detector.alerts import Alert
+from detector.commands.replay import replay_files
 from detector.config import load_config
-from detector.replay_command import replay_files
 
 pytestmark = pytest.mark.postgres
 
@@ -26,11 +26,11 @@ SEVERE = {"medium", "high", "critical"}
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Alert], list[dict]]:
-    from detector.simulation.org import build_org
-    from detector.simulation.pg_server import PgNotInstalledError, find_bindir
-    from detector.simulation.plan import build_plan
-    from detector.simulation.scenarios import default_scenarios
-    from detector.simulation.simulate import simulate
+    from detector.lab.simulation.org import build_org
+    from detector.lab.simulation.pg_server import PgNotInstalledError, find_bindir
+    from detector.lab.simulation.plan import build_plan
+    from detector.lab.simulation.scenarios import default_scenarios
+    from detector.lab.simulation.simulate import simulate
 
     try:
         find_bindir()

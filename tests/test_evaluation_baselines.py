@@ -1,6 +1,6 @@
 """Each baseline on small hand-made statement frames: fires above its threshold, not at it.
 
-The frames are :func:`detector.evaluation.statements.statement_frame` rows (time, user,
+The frames are :func:`detector.lab.evaluation.statements.statement_frame` rows (time, user,
 database, rows, ...), the columns the baselines read from real logs.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from detector.evaluation.baselines import (
+from detector.lab.evaluation.baselines import (
     BASELINES,
     daily_sigma,
     dam_hourly,
@@ -21,8 +21,8 @@ from detector.evaluation.baselines import (
     isolation_forest,
     sentinel,
 )
-from detector.evaluation.detections import Detection
-from detector.evaluation.statements import STATEMENT_COLUMNS, statement_frame
+from detector.lab.evaluation.detections import Detection
+from detector.lab.evaluation.statements import STATEMENT_COLUMNS, statement_frame
 
 
 def t(day: int, hour: int = 0, minute: int = 0) -> dt.datetime:

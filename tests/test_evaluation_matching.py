@@ -1,7 +1,7 @@
 """The evaluation's arithmetic on hand-made labels, alert files and statements.
 
 Every expected number below is worked out by hand from the scoring rules
-(detector/evaluation/matching.py): caught, missed, delays and their median, false alerts
+(detector/lab/evaluation/matching.py): caught, missed, delays and their median, false alerts
 deduplicated per (user, day), the warm-up split, hard negatives counted false, active
 user-days.
 """
@@ -15,18 +15,18 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from detector.evaluation.detections import Detection, read_alerts_jsonl
-from detector.evaluation.errors import EvaluationError
-from detector.evaluation.inputs import labels_frame
-from detector.evaluation.matching import (
+from detector.exceptions import DetectorError
+from detector.lab.evaluation.detections import Detection, read_alerts_jsonl
+from detector.lab.evaluation.errors import EvaluationError
+from detector.lab.evaluation.inputs import labels_frame
+from detector.lab.evaluation.matching import (
     false_detections,
     label_matches,
     score_detector,
     warmup_end,
 )
-from detector.evaluation.results import DetectorScore
-from detector.evaluation.statements import active_days, statement_frame
-from detector.exceptions import DetectorError
+from detector.lab.evaluation.results import DetectorScore
+from detector.lab.evaluation.statements import active_days, statement_frame
 
 
 def t(day: int, hour: int = 0, minute: int = 0, second: int = 0) -> dt.datetime:

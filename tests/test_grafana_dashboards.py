@@ -16,7 +16,7 @@ from typing import Any
 
 from kafka_io import produce, sample_records, topic
 
-from detector.cli import bundled_sample, bundled_sample_config
+from detector.commands.cli import bundled_sample, bundled_sample_config
 from detector.metrics import Metrics
 from realdb.kafka import KafkaBroker
 from realdb.prometheus import Prometheus, binary, free_port

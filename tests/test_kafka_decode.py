@@ -14,7 +14,7 @@ from kafka.record.memory_records import MemoryRecords
 from kafka_io import topic
 
 from realdb.kafka import KafkaBroker
-from streams import kafka_decode
+from streams.kafka import decode as kafka_decode
 
 TP = TopicPartition("audit", 3)
 

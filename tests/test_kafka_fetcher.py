@@ -12,14 +12,14 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka_io import produce, sample_records, topic
 
-from detector.cli import bundled_sample, bundled_sample_config
+from detector.commands.cli import bundled_sample, bundled_sample_config
 from detector.config import load_config
-from detector.stream_clients import fetch_args
-from detector.stream_options import StreamOptions
+from detector.streaming.clients import fetch_args
+from detector.streaming.options import StreamOptions
 from realdb.kafka import KafkaBroker
 from streams.exceptions import FetcherError
-from streams.kafka_fetcher import FetcherProcess, FetchSettings, Frame
-from streams.kafka_records import PartitionStream
+from streams.kafka.fetcher import FetcherProcess, FetchSettings, Frame
+from streams.kafka.records import PartitionStream
 
 pytestmark = pytest.mark.kafka
 

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import streams.mariadb_audit as mariadb_audit
-import streams.mariadb_fields as mariadb_fields
+import streams.mariadb.audit as mariadb_audit
+import streams.mariadb.fields as mariadb_fields
 from corpus import CORPUS as TEST_CORPUS
 from streams.base import ParseResult
 from streams.deadletter import REJECT_REASONS, REJECT_SCHEMA
-from streams.mariadb_audit import MariaDBAuditParser
+from streams.mariadb.audit import MariaDBAuditParser
 from streams.schema import EVENT_SCHEMA
 
 CORPUS = TEST_CORPUS / "mariadb-server_audit"

@@ -10,13 +10,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from detector.cli import bundled_sample, bundled_sample_config
+from detector.commands.cli import bundled_sample, bundled_sample_config
+from detector.commands.replay import load_pipeline
 from detector.config import Config, load_config
-from detector.partition_state import import_part
 from detector.pipeline import Pipeline
-from detector.replay_command import load_pipeline
-from detector.stream_checkpoint import CheckpointDir
-from detector.threat_rules import load_rules
+from detector.rules.schema import load_rules
+from detector.streaming.checkpoints import CheckpointDir
+from detector.streaming.partition_state import import_part
 from streams.file_source import iter_file_batches
 
 OLD = Path(__file__).resolve().parent / "data" / "state"

@@ -9,8 +9,8 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from detector.commands.parse import parse_files
 from detector.config import Config
-from detector.parse_command import parse_files
 from streams.base import MAX_RECORD_CHARS
 from streams.file_source import SourceOptions, iter_file_batches
 

@@ -1,7 +1,7 @@
 """Partitions read at uneven speeds, merged in event-time order (no broker needed).
 
 The fetcher tells the merge how far each partition is complete with its parser's latest
-released event (:attr:`streams.kafka_records.PartitionStream.high_`). A partition's first
+released event (:attr:`streams.kafka.records.PartitionStream.high_`). A partition's first
 records can all be held back by its parser (the last second of a read waits for the rest
 of its statement): that partition is complete up to nothing yet, not "nothing pending",
 or the other partitions' events go past its records, which then arrive late and change
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import pytest
 from kafka_io import sample_records
 
-from detector.cli import bundled_sample
+from detector.commands.cli import bundled_sample
 from streams.file_source import SourceOptions
-from streams.kafka_records import PartitionStream
-from streams.partition_merge import EventTimeMerge
+from streams.kafka.partition_merge import EventTimeMerge
+from streams.kafka.records import PartitionStream
 
 
 @dataclass

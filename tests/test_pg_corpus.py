@@ -7,8 +7,8 @@ import datetime as dt
 import polars as pl
 
 from corpus import CORPUS
+from detector.commands.parse import parse_files
 from detector.config import Config
-from detector.parse_command import parse_files
 from streams.detect import detect_file
 
 LOGS = CORPUS / "postgresql-log"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from detector.commands.parse import parse_files
 from detector.config import Config
-from detector.parse_command import parse_files
 
 FORGED = "AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.citizens,SELECT * FROM citizens,<none>,999999"
 

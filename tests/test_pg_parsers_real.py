@@ -11,8 +11,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from detector.commands.parse import parse_files
 from detector.config import Config
-from detector.parse_command import parse_files
 from streams.detect import detect_file
 
 SNAPSHOT = Path(__file__).parent / "data" / "real" / "pg"

@@ -7,9 +7,9 @@ from pathlib import Path
 import polars as pl
 
 from streams.file_source import SourceOptions, iter_file_batches
-from streams.pg_prefix import prefix_pattern
-from streams.pgaudit_csvlog import PgauditCsvlogParser
-from streams.pgaudit_stderr import PgauditStderrParser
+from streams.pg.csvlog import PgauditCsvlogParser
+from streams.pg.prefix import prefix_pattern
+from streams.pg.stderr import PgauditStderrParser
 
 SNAPSHOT = Path(__file__).parent / "data" / "real" / "pg"
 

@@ -7,7 +7,7 @@ import re
 import polars as pl
 
 from corpus import CORPUS
-from streams.pgaudit_payload import parse_audit, split_parameters
+from streams.pg.payload import parse_audit, split_parameters
 
 REGRESS = CORPUS / "pgaudit" / "pgaudit-regress-expected.txt"
 

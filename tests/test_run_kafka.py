@@ -24,12 +24,12 @@ from kafka_io import sample_records as _records
 from kafka_io import topic as _topic
 from kafka_io import wait_ready
 
-from detector.cli import bundled_sample, bundled_sample_config
+from detector.commands.cli import bundled_sample, bundled_sample_config
+from detector.commands.replay import replay_files
 from detector.config import Config, load_config
 from detector.exceptions import StreamingError
-from detector.replay_command import replay_files
-from detector.stream_options import RunSummary, StreamOptions
-from detector.stream_runner import run_stream
+from detector.streaming.options import RunSummary, StreamOptions
+from detector.streaming.runner import run_stream
 from realdb.kafka import KafkaBroker, free_port
 from realdb.kafka_fixture import cpu_hog
 from streams.file_source import SourceOptions, make_parser

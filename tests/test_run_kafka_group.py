@@ -42,9 +42,9 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 from kafka_io import produce, sample_records, topic
 
-from detector.cli import bundled_sample, bundled_sample_config
+from detector.commands.cli import bundled_sample, bundled_sample_config
+from detector.commands.replay import replay_files
 from detector.config import load_config
-from detector.replay_command import replay_files
 from realdb.kafka import KafkaBroker
 
 CHUNKS = 6

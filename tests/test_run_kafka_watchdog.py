@@ -1,4 +1,4 @@
-"""``run`` never stalls silently (detector/stream_health.py), on a real broker:
+"""``run`` never stalls silently (detector/streaming/health.py), on a real broker:
 
 * a join kafka-python 3.0.12 left unfinished (the cause of the stalled runs) is finished;
 * its heartbeats cut, the broker evicts it while kafka-python still believes it is a
@@ -24,12 +24,12 @@ from kafka.coordinator.base import BaseCoordinator
 from kafka.structs import MemberState
 from kafka_io import probe, produce, sample_records, topic, wait_ready
 
-from detector.cli import bundled_sample, bundled_sample_config
+from detector.commands.cli import bundled_sample, bundled_sample_config
+from detector.commands.replay import replay_files
 from detector.config import load_config
-from detector.replay_command import replay_files
-from detector.stream_group import GroupMember
-from detector.stream_options import RunSummary, StreamOptions
-from detector.stream_runner import run_stream
+from detector.streaming.group import GroupMember
+from detector.streaming.options import RunSummary, StreamOptions
+from detector.streaming.runner import run_stream
 from realdb.kafka import KafkaBroker, free_port
 
 

@@ -4,7 +4,7 @@ The detector keeps per-user state per partition, so what matters is checked on w
 consumer reads back: every audit record arrives once, byte for byte, keyed by its user
 (session lines written before the user is known included), each key in one partition, and
 each key's records in file order. The expected records come from Python's ``csv`` module
-and plain line splitting, not from :mod:`streams.record_keys`.
+and plain line splitting, not from :mod:`streams.kafka.record_keys`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from detector.cli import bundled_sample, main
+from detector.commands.cli import bundled_sample, main
 from realdb.kafka import KafkaBroker
 from streams.file_source import SourceOptions
-from streams.pgaudit_stderr import PgauditStderrParser
-from streams.record_keys import UNPARSED_KEY, keyed_records, plan_files
+from streams.kafka.record_keys import UNPARSED_KEY, keyed_records, plan_files
+from streams.pg.stderr import PgauditStderrParser
 
 REAL = Path(__file__).parent / "data" / "real"
 PG = REAL / "pg"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from detector.cli import main
-from detector.evaluation.report import read_json
-from detector.simulation.scenario_builders import VARIANTS
+from detector.commands.cli import main
+from detector.lab.evaluation.report import read_json
+from detector.lab.simulation.scenario_builders import VARIANTS
 
 BASELINES = ("dam_statement", "dam_hourly", "daily_sigma", "isolation_forest", "sentinel")
 

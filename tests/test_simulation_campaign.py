@@ -6,10 +6,10 @@ import collections
 
 import pytest
 
-from detector.simulation.campaign import WARMUP_DAYS, campaign_scenarios
-from detector.simulation.org import build_org
-from detector.simulation.plan import build_plan
-from detector.simulation.scenario_builders import VARIANTS
+from detector.lab.simulation.campaign import WARMUP_DAYS, campaign_scenarios
+from detector.lab.simulation.org import build_org
+from detector.lab.simulation.plan import build_plan
+from detector.lab.simulation.scenario_builders import VARIANTS
 
 
 @pytest.fixture(scope="module")

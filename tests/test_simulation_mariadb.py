@@ -19,20 +19,20 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from detector.commands.parse import parse_files
+from detector.commands.replay import replay_files
 from detector.config import Config, load_config
-from detector.parse_command import parse_files
-from detector.replay_command import replay_files
-from detector.simulation.errors import DialectError
-from detector.simulation.mysql_dialect import logged_sql, to_mysql, translate
-from detector.simulation.org import build_org
-from detector.simulation.outputs import SimulationResult
-from detector.simulation.plan import Plan, build_plan
-from detector.simulation.queries import TEMPLATES, Dataset
-from detector.simulation.scenarios import default_scenarios
-from detector.simulation.sessions import Statement, from_ms
-from detector.simulation.simulate import simulate
-from detector.simulation.timewarp import Timeline, warp_audit
-from detector.simulation.verify import label_coverage, mismatches
+from detector.lab.simulation.errors import DialectError
+from detector.lab.simulation.mysql_dialect import logged_sql, to_mysql, translate
+from detector.lab.simulation.org import build_org
+from detector.lab.simulation.outputs import SimulationResult
+from detector.lab.simulation.plan import Plan, build_plan
+from detector.lab.simulation.queries import TEMPLATES, Dataset
+from detector.lab.simulation.scenarios import default_scenarios
+from detector.lab.simulation.sessions import Statement, from_ms
+from detector.lab.simulation.simulate import simulate
+from detector.lab.simulation.timewarp import Timeline, warp_audit
+from detector.lab.simulation.verify import label_coverage, mismatches
 
 AUDIT_TS = re.compile(rb"^\d{8} \d\d:\d\d:\d\d", re.MULTILINE)
 
@@ -43,7 +43,7 @@ AUDIT_TS = re.compile(rb"^\d{8} \d\d:\d\d:\d\d", re.MULTILINE)
 def _scenario_sets() -> list:
     sets = [default_scenarios]
     try:  # the evaluation campaign, where present
-        from detector.simulation.campaign import campaign_scenarios
+        from detector.lab.simulation.campaign import campaign_scenarios
     except ImportError:
         return sets
     return [*sets, campaign_scenarios]
@@ -162,7 +162,7 @@ def test_audit_warp_keeps_a_long_statement_duration() -> None:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Plan, SimulationResult]:
-    from detector.simulation.mariadb_server import MariaDBUnavailableError, find_binaries
+    from detector.lab.simulation.mariadb_server import MariaDBUnavailableError, find_binaries
 
     try:
         find_binaries()
@@ -275,7 +275,7 @@ def test_outputs_replay_without_rejects(run) -> None:
 @pytest.mark.mariadb
 def test_a_running_server_is_left_as_found(tmp_path: Path) -> None:
     """Audit settings set for the run and put back; database and accounts dropped."""
-    from detector.simulation.mariadb_server import MariaDBServer
+    from detector.lab.simulation.mariadb_server import MariaDBServer
 
     org = build_org(users=5, days=1, seed=2, citizens=300)
     plan = build_plan(org, ())

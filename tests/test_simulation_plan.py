@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from detector.simulation.org import build_org
-from detector.simulation.plan import build_plan
-from detector.simulation.routine import day_start_ms
-from detector.simulation.scenarios import ATTACKER_IPS, default_scenarios
-from detector.simulation.sessions import NEGATIVE_KINDS, THREAT_KINDS, from_ms
+from detector.lab.simulation.org import build_org
+from detector.lab.simulation.plan import build_plan
+from detector.lab.simulation.routine import day_start_ms
+from detector.lab.simulation.scenarios import ATTACKER_IPS, default_scenarios
+from detector.lab.simulation.sessions import NEGATIVE_KINDS, THREAT_KINDS, from_ms
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +128,9 @@ def test_plan_does_not_depend_on_the_hash_seed() -> None:
     """Same seed -> same plan in another process, whatever PYTHONHASHSEED is."""
     code = (
         "import hashlib\n"
-        "from detector.simulation.org import build_org\n"
-        "from detector.simulation.plan import build_plan\n"
-        "from detector.simulation.scenarios import default_scenarios\n"
+        "from detector.lab.simulation.org import build_org\n"
+        "from detector.lab.simulation.plan import build_plan\n"
+        "from detector.lab.simulation.scenarios import default_scenarios\n"
         "org = build_org(users=8, days=3, seed=2, citizens=1000)\n"
         "p = build_plan(org, default_scenarios(org, 0.05))\n"
         "print(hashlib.sha256(repr((p.sessions, p.labels())).encode()).hexdigest())\n"

@@ -14,13 +14,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from detector.commands.parse import parse_files
 from detector.config import Config
-from detector.parse_command import parse_files
-from detector.simulation.org import build_org
-from detector.simulation.plan import Plan, build_plan
-from detector.simulation.scenarios import default_scenarios
-from detector.simulation.sessions import from_ms
-from detector.simulation.simulate import SimulationResult, simulate
+from detector.lab.simulation.org import build_org
+from detector.lab.simulation.plan import Plan, build_plan
+from detector.lab.simulation.scenarios import default_scenarios
+from detector.lab.simulation.sessions import from_ms
+from detector.lab.simulation.simulate import SimulationResult, simulate
 
 pytestmark = pytest.mark.postgres
 
@@ -29,7 +29,7 @@ TS = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{3})? UTC")
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Plan, SimulationResult]:
-    from detector.simulation.pg_server import PgNotInstalledError, find_bindir
+    from detector.lab.simulation.pg_server import PgNotInstalledError, find_bindir
 
     try:
         find_bindir()

@@ -14,13 +14,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from detector.commands.parse import parse_files
 from detector.config import Config
-from detector.parse_command import parse_files
-from detector.simulation.org import build_org
-from detector.simulation.plan import build_plan
-from detector.simulation.scenarios import default_scenarios
-from detector.simulation.sessions import NEGATIVE_KINDS, THREAT_KINDS
-from detector.simulation.verify import label_coverage, mismatches
+from detector.lab.simulation.org import build_org
+from detector.lab.simulation.plan import build_plan
+from detector.lab.simulation.scenarios import default_scenarios
+from detector.lab.simulation.sessions import NEGATIVE_KINDS, THREAT_KINDS
+from detector.lab.simulation.verify import label_coverage, mismatches
 
 SAMPLE = Path(__file__).resolve().parent.parent / "detector" / "data" / "sample"
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detector.simulation.timewarp import (
+from detector.lab.simulation.timewarp import (
     Timeline,
     format_ts,
     parse_ts,

@@ -22,14 +22,14 @@ from test_partition_handover import (
     replayed,
 )
 
-from detector.cli import bundled_sample_config
+from detector.commands.cli import bundled_sample_config
 from detector.config import Config, load_config
 from detector.exceptions import CheckpointFenced, StreamingError
-from detector.stream_checkpoint import CheckpointDir, PartitionCheckpoint
-from detector.stream_options import StreamOptions
-from detector.stream_partitions import OwnedPartitions
-from detector.stream_runner import run_stream
-from streams.kafka_records import PartitionStream
+from detector.streaming.checkpoints import CheckpointDir, PartitionCheckpoint
+from detector.streaming.options import StreamOptions
+from detector.streaming.partitions import OwnedPartitions
+from detector.streaming.runner import run_stream
+from streams.kafka.records import PartitionStream
 
 __all__ = ["config", "events", "replayed"]  # fixtures, shared with the handover tests
 
@@ -253,7 +253,7 @@ def test_a_save_that_died_before_its_file_was_written_leaves_the_last_checkpoint
         raise _Killed
 
     # the latest moved aside to be the previous, then the process died
-    monkeypatch.setattr("detector.stream_checkpoint.save_state", killed)
+    monkeypatch.setattr("detector.streaming.checkpoints.save_state", killed)
     with pytest.raises(_Killed):
         store.save(_checkpoint(3, 30, epoch=1))
     loaded = store.load(3)

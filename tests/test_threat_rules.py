@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 
 from detector.exceptions import ThreatRuleError
-from detector.threat_match import match_rules
-from detector.threat_rules import (
+from detector.rules.matching import match_rules
+from detector.rules.schema import (
     KINDS,
     MODEL_FEATURES,
     SEVERITIES,
@@ -27,7 +27,7 @@ from detector.threat_rules import (
     window_frame,
 )
 
-BUNDLED = resources.files("detector") / "threats"
+BUNDLED = resources.files("detector") / "rules"
 TACTIC = re.compile(r"TA\d{4}")
 TECHNIQUE = re.compile(r"T\d{4}(\.\d{3})?")
 COMPARATIVE = ("typical_", "peer_typical_", "max_")

@@ -1,6 +1,6 @@
 """A throwaway MariaDB server with the server_audit plugin, for tests that need real logs.
 
-The server code lives in :mod:`detector.simulation.mariadb_server` (the simulator starts its
+The server code lives in :mod:`detector.lab.simulation.mariadb_server` (the simulator starts its
 own servers); this module re-exports it with the tests' defaults: a non-UTC server time
 zone and the workload accounts' passwords. Install the binaries with
 ``scripts/services/mariadb.sh``.
@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from detector.simulation import mariadb_server
-from detector.simulation.mariadb_server import (
+from detector.lab.simulation import mariadb_server
+from detector.lab.simulation.mariadb_server import (
     INSTALL_HINT,
     MariaDBUnavailableError,
     find_binaries,

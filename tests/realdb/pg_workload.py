@@ -32,7 +32,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from detector.simulation.pg_server import LogFiles, rotate_logs
+from detector.lab.simulation.pg_server import LogFiles, rotate_logs
 from features.national_id import check_char
 
 from .postgres import DBNAME, PgCluster, start_cluster

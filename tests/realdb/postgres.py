@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL 15 + pgaudit cluster for the tests.
 
-The cluster code lives in :mod:`detector.simulation.pg_server` (the simulator starts its
+The cluster code lives in :mod:`detector.lab.simulation.pg_server` (the simulator starts its
 own servers); this module re-exports it with the tests' defaults: pgaudit's OBJECT audit
 role ``auditor`` and ``pgaudit.log = 'read, write, ddl, misc'`` in every cluster, and a
 pg_hba.conf in which ``officer2`` must log in with a password (so a failed login can be
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from detector.simulation import pg_server
-from detector.simulation.pg_server import (
+from detector.lab.simulation import pg_server
+from detector.lab.simulation.pg_server import (
     DBNAME,
     INSTALL_HINT,
     PG_MAJOR,
