@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from detector.exceptions import ThreatRuleError
+from detector.rules.cases import NO_MATCH, case_failures
 from detector.rules.matching import match_rules
 from detector.rules.schema import (
     KINDS,
@@ -39,6 +40,12 @@ def _columns(cond: Condition | Group) -> list[str]:
     return [c for member in cond.conditions for c in _columns(member)]
 
 
+def _hit(rule_id: str) -> dict[str, Any]:
+    """The first row that rule's file says it matches, with the rule's scale."""
+    rule = next(r for r in load_rules() if r.id == rule_id)
+    return {"scale": rule.scale} | dict(next(c for c in rule.cases if c.expect != NO_MATCH).row)
+
+
 def _null_row() -> dict[str, Any]:
     """A row where everything that may be null or empty is: templates must still render."""
     nullable = {f"{p}{f}" for p in COMPARATIVE for f in MODEL_FEATURES}
@@ -56,7 +63,7 @@ def test_every_bundled_rule_file_is_sound() -> None:
     rules: list[ThreatRule] = []
     files = sorted((f for f in BUNDLED.iterdir() if f.name.endswith(".toml")), key=lambda f: f.name)
     if not files:
-        problems.append("no rule files in detector/threats")
+        problems.append("no rule files in detector/rules")
     for f in files:
         try:
             rule = loads_rule(f.read_text(encoding="utf-8"), source=f.name)
@@ -65,8 +72,10 @@ def test_every_bundled_rule_file_is_sound() -> None:
             continue
         rules.append(rule)
         name = f.name
-        if not (name == f"{rule.kind}.toml" or name.startswith(f"{rule.kind}_")):
-            problems.append(f"{name}: file name should start with its kind {rule.kind!r}")
+        stem = f"{rule.id}-{rule.kind.replace('_', '-')}"
+        if not (name == f"{stem}.toml" or name.startswith(f"{stem}-")):
+            problems.append(f"{name}: file name should start with its id and kind {stem!r}")
+        problems += [f"{name}: {line}" for line in case_failures(rule)]
         if rule.kind not in KINDS:
             problems.append(f"{name}: unknown kind {rule.kind!r}")
         if "\n" in rule.triage or "\n" in rule.description:
@@ -119,131 +128,41 @@ def test_model_features_mirror_the_window_aggregator() -> None:
     assert tuple(features) == MODEL_FEATURES
 
 
-# -- matching: one row that should match and one that should not, per rule ------------
-
-RULE_CASES: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
-    "EXF-001": (
-        {"scale": "statement", "max_statement_rows": 2000.0, "z_max_statement_rows": 6.0},
-        {"scale": "statement", "max_statement_rows": 2000.0, "z_max_statement_rows": 1.0},
-        "high",
-    ),
-    "EXF-002": (
-        {"scale": "statement", "exports": 1.0, "max_statement_rows": 30000.0}
-        | {"z_max_statement_rows": 3.5, "export_rows": 30000.0},
-        {"scale": "statement", "exports": 0.0, "max_statement_rows": 30000.0}
-        | {"z_max_statement_rows": 3.5},
-        "critical",
-    ),
-    "EXF-003": (
-        {"scale": "5m", "pages": 60.0, "z_pages": 5.0, "sensitive_rows": 6000.0},
-        {"scale": "5m", "pages": 60.0, "z_pages": 5.0, "sensitive_rows": 100.0},
-        "high",
-    ),
-    "EXF-004": (
-        {"scale": "1h", "pages": 300.0, "z_pages": 5.0, "sensitive_rows": 30000.0},
-        {"scale": "1h", "pages": 300.0, "z_pages": 2.0, "sensitive_rows": 30000.0},
-        "critical",
-    ),
-    "EXF-005": (
-        {"scale": "1h", "subjects": 600.0, "z_subjects": 6.0, "lookups": 600.0},
-        {"scale": "1h", "subjects": 90.0, "z_subjects": 6.0},
-        "high",
-    ),
-    "EXF-006": (
-        {"scale": "1d", "subjects": 400.0, "z_subjects": 5.0},
-        {"scale": "1d", "subjects": 400.0, "z_subjects": 2.0},
-        "medium",
-    ),
-    "EXF-007": (
-        {"scale": "1d", "cusum_sensitive_rows": 4.5, "sensitive_rows": 400.0, "excess_days": 3.0},
-        {"scale": "1d", "cusum_sensitive_rows": 4.5, "sensitive_rows": 400.0, "excess_days": 2.0},
-        "medium",
-    ),
-    "EXF-008": (
-        {"scale": "1h", "new_ips": 1.0, "hour_surprise": 7.0, "history": 30}
-        | {"sensitive_rows": 1500.0, "client_ips": ["203.0.113.9"]},
-        {"scale": "1h", "new_ips": 1.0, "hour_surprise": 7.0, "history": 30, "service": True},
-        "high",
-    ),
-    "EXF-009": (
-        {"scale": "1h", "new_classes": ["phone", "name"], "sensitive_rows": 400.0}
-        | {"z_sensitive_rows": 4.0},
-        {"scale": "1h", "new_classes": ["name"], "sensitive_rows": 400.0, "z_sensitive_rows": 4.0},
-        "medium",
-    ),
-    "EXF-010": (
-        {"scale": "1h", "service": True, "hour_surprise": 8.0},
-        {"scale": "1h", "service": False, "hour_surprise": 8.0},
-        "medium",
-    ),
-    "EXF-011": (
-        {"scale": "1h", "service": True, "new_ips": 1.0, "hour_surprise": 8.0},
-        {"scale": "1h", "service": True, "new_ips": 0.0},
-        "high",
-    ),
-    "EXF-012": (
-        {
-            "scale": "1h",
-            "statements": 36.0,
-            "identifier_rows": 18000.0,
-            "sensitive_rows": 18000.0,
-            "z_sensitive_rows": 6.0,
-        },
-        {  # the same rows from one statement: a smash-and-grab, not a split dump
-            "scale": "1h",
-            "statements": 36.0,
-            "identifier_rows": 18000.0,
-            "sensitive_rows": 18000.0,
-            "z_sensitive_rows": 6.0,
-            "max_statement_rows": 18000.0,
-        },
-        "high",
-    ),
-    "EXF-013": (
-        {"scale": "1h", "sweep_rows": 1200.0, "z_sweep_rows": 9.0, "sensitive_rows": 1200.0},
-        {  # ranges are this user's normal way of reading
-            "scale": "1h",
-            "sweep_rows": 1200.0,
-            "z_sweep_rows": 1.5,
-            "sensitive_rows": 1200.0,
-        },
-        "high",
-    ),
-    "EXF-014": (
-        {"scale": "1h", "new_classes": ["phone", "name"], "unsized_reads": 6.0}
-        | {"z_unsized_reads": 4.0},
-        {  # the user's peers run such reads all day: a new member learning the job
-            "scale": "1h",
-            "new_classes": ["phone", "name"],
-            "unsized_reads": 6.0,
-            "z_unsized_reads": 0.5,
-        },
-        "high",
-    ),
-}
+# -- matching: every rule's own cases (its file's [[cases]]), through the full matcher ----
 
 
-def test_every_rule_has_a_matching_case() -> None:
-    assert {r.id for r in load_rules()} == set(RULE_CASES)
+def test_every_rule_carries_a_hit_and_a_near_miss() -> None:
+    thin = [r.source for r in load_rules() if {c.expect == NO_MATCH for c in r.cases} != {1, 0}]
+    assert not thin, f"rules without both a hit and a near miss: {thin}"
 
 
-@pytest.mark.parametrize("rule_id", sorted(RULE_CASES))
-def test_rule_matches_its_pattern_and_not_the_near_miss(rule_id: str) -> None:
-    hit, miss, severity = RULE_CASES[rule_id]
-    rules = load_rules()
-    frame = window_frame([{"user": "hit"} | hit, {"user": "miss"} | miss])
-    matches = match_rules(rules, frame).filter(pl.col("rule_id") == rule_id)
-    assert matches["user"].to_list() == ["hit"]
-    rule = next(r for r in rules if r.id == rule_id)
-    assert matches["kind"].item() == rule.kind
-    assert matches["severity"].item() == severity
-    reasons = matches["reasons"].item().to_list()
-    assert len(reasons) == len(rule.reasons)
-    assert all("{" not in r for r in reasons)
+@pytest.mark.parametrize("rule", load_rules(), ids=lambda r: r.id)
+def test_rule_matches_its_own_cases_and_renders_its_reasons(rule: ThreatRule) -> None:
+    cases = rule.cases
+    rows = [{"scale": rule.scale} | dict(c.row) | {"user": f"case{i}"} for i, c in enumerate(cases)]
+    matches = match_rules(load_rules(), window_frame(rows)).filter(pl.col("rule_id") == rule.id)
+    severity = dict(zip(matches["user"], matches["severity"], strict=True))
+    got = [severity.get(f"case{i}", NO_MATCH) for i in range(len(cases))]
+    wrong = [
+        f"{rule.source} cases[{i}] ({c.note}): expected {c.expect}, got {g}"
+        for i, (c, g) in enumerate(zip(cases, got, strict=True))
+        if g != c.expect
+    ]
+    assert not wrong, "\n".join(wrong)
+    assert set(matches["kind"]) == {rule.kind}
+    for reasons in matches["reasons"].to_list():
+        assert len(reasons) == len(rule.reasons) and all("{" not in r for r in reasons)
+
+
+def test_a_rule_that_fails_its_own_case_is_refused_on_load() -> None:
+    path = next(f for f in BUNDLED.iterdir() if f.name.startswith("EXF-003-"))
+    text = path.read_text(encoding="utf-8").replace("value = 20\n", "value = 90\n", 1)
+    with pytest.raises(ThreatRuleError, match=r"EXF-003.*cases\[0\].*expected high, got none"):
+        loads_rule(text, source=path.name)
 
 
 def test_rules_apply_only_to_their_scale() -> None:
-    hit = RULE_CASES["EXF-003"][0] | {"scale": "1d"}
+    hit = _hit("EXF-003") | {"scale": "1d"}
     assert "EXF-003" not in match_rules(load_rules(), window_frame([hit]))["rule_id"].to_list()
 
 
@@ -262,8 +181,8 @@ def test_escalation_picks_the_highest_severity_that_holds() -> None:
 
 def test_match_output_keeps_window_order_and_columns() -> None:
     rows = [
-        RULE_CASES["EXF-010"][0] | {"user": "b", "new_ips": 1.0},  # EXF-010 and EXF-011
-        RULE_CASES["EXF-001"][0] | {"user": "a"},
+        _hit("EXF-010") | {"user": "b", "new_ips": 1.0},  # EXF-010 and EXF-011
+        _hit("EXF-001") | {"user": "a"},
     ]
     frame = window_frame(rows)
     matches = match_rules(load_rules(), frame)
@@ -291,7 +210,7 @@ def test_missing_window_column_is_named() -> None:
 
 
 def test_reasons_render_nulls_lists_scale_names_and_estimates() -> None:
-    row = RULE_CASES["EXF-003"][0] | {
+    row = _hit("EXF-003") | {
         "user": "d07",
         "classes": ["national_id", "phone"],
         "table_names": ["public.citizens"],
@@ -308,16 +227,16 @@ def test_reasons_render_nulls_lists_scale_names_and_estimates() -> None:
 
 
 def test_rule_level_estimated_note_is_a_template() -> None:
-    row = RULE_CASES["EXF-007"][0] | {"estimated_rows": 1234.0}
+    row = _hit("EXF-007") | {"estimated_rows": 1234.0}
     reasons = match_rules(load_rules(), window_frame([row]))["reasons"].item().to_list()
     assert "(1,234 rows today)" in reasons[-1]
-    no_estimate = match_rules(load_rules(), window_frame([RULE_CASES["EXF-007"][0]]))
+    no_estimate = match_rules(load_rules(), window_frame([_hit("EXF-007")]))
     assert len(no_estimate["reasons"].item()) == 2
 
 
 # -- validation ------------------------------------------------------------------------
 
-GOOD = """
+GOOD_HEAD = """
 id = "TST-001"
 name = "test"
 kind = "enumeration"
@@ -339,6 +258,24 @@ value = 100
 """
 
 
+def _cases(hit: str, miss: str) -> str:
+    """A rule's [[cases]]: one medium hit and one near miss (TOML inline tables)."""
+    return f"""
+[[cases]]
+expect = "medium"
+note = "a hit"
+row = {hit}
+
+[[cases]]
+expect = "none"
+note = "a near miss"
+row = {miss}
+"""
+
+
+GOOD = GOOD_HEAD + _cases("{ subjects = 150.0 }", "{ subjects = 50.0 }")
+
+
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -356,6 +293,12 @@ value = 100
         (('triage = "t"', 'triage = "  "'), "triage: must be a non-empty string"),
         (('id = "TST-001"', 'id = "tst1"'), "id: 'tst1'"),
         (('name = "test"', 'name = "test"\ncolour = 1'), "colour: unknown key"),
+        (('expect = "none"', 'expect = "medium"'), "cases: needs a near miss"),
+        (('expect = "medium"', 'expect = "none"'), "cases: needs a case the rule matches"),
+        (('expect = "medium"', 'expect = "urgent"'), "cases[0].expect: 'urgent'"),
+        (('note = "a hit"', 'note = " "'), "cases[0].note: must say why"),
+        (("{ subjects = 50.0 }", "{ subjectz = 50.0 }"), "cases[1].row.subjectz: unknown"),
+        (("{ subjects = 50.0 }", "{ subjects = 500.0 }"), "cases[1] (a near miss): expected none"),
     ],
 )
 def test_invalid_rules_name_file_and_key(edit: tuple[str, str], message: str) -> None:
@@ -372,7 +315,8 @@ def test_escalation_must_raise_the_severity() -> None:
 
 def test_list_string_and_group_operators() -> None:
     text = (
-        GOOD
+        GOOD_HEAD
+        + _cases('{ subjects = 150.0, new_classes = ["email"] }', "{ subjects = 150.0 }")
         + """
 [[when]]
 any = [
@@ -402,8 +346,9 @@ value = ["dba", "etl"]
 
 
 def test_null_values_never_satisfy_a_condition() -> None:
-    text = GOOD.replace('column = "subjects"', 'column = "typical_subjects"').replace(
-        'op = ">="', 'op = "!="'
+    head = GOOD_HEAD.replace('column = "subjects"', 'column = "typical_subjects"')
+    text = head.replace('op = ">="', 'op = "!="') + _cases(
+        "{ typical_subjects = 3.0 }", "{ subjects = 150.0 }"
     )
     rule = loads_rule(text, source="null.toml")
     frame = window_frame([{"user": "no_history"}, {"user": "history", "typical_subjects": 3.0}])
@@ -432,7 +377,7 @@ def test_severities_are_ordered() -> None:
 
 
 def test_low_and_slow_needs_rows_and_a_sustained_streak() -> None:
-    hit = RULE_CASES["EXF-007"][0]
+    hit = _hit("EXF-007")
     few_rows = hit | {"sensitive_rows": 50.0}
     short = hit | {"excess_days": 2.0}
     ids = match_rules(load_rules(), window_frame([hit, few_rows, short]))

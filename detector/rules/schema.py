@@ -35,6 +35,11 @@ File format
     [escalate]                           # optional: severity -> conditions (all must hold)
     critical = [{ column = "max_statement_rows", op = ">=", value = 10000 }]
 
+    [[cases]]                            # its own tests: >= 1 hit and >= 1 near miss
+    expect = "high"                      # severity it must raise, or "none"
+    note = "why this row is a hit"
+    row = { max_statement_rows = 2000.0, z_max_statement_rows = 6.0 }
+
 Conditions
 ----------
 A condition is ``{column, op, value}``, ``{any = [...]}`` (one must hold) or
@@ -61,6 +66,11 @@ Reasons
 "day"). Nulls render as ``n/a`` whatever the format spec, lists comma-joined (``none``
 when empty), booleans ``yes``/``no``. Templates are rendered against a dummy row on load,
 so an unknown field or a bad format spec fails there, naming the rule.
+
+Cases
+-----
+``[[cases]]`` are the rule's own hit and near-miss window rows (:mod:`detector.rules.cases`);
+a rule that fails one of them is refused on load.
 """
 
 from __future__ import annotations
@@ -77,6 +87,7 @@ from typing import Any, Final, Literal
 import polars as pl
 
 from detector.exceptions import ThreatRuleError
+from detector.rules.cases import RuleCase, case_failures, parse_cases
 from detector.rules.reasons import FORMATTER, Value, check_template, template_fields
 from detector.rules.vocabulary import (
     DEFAULT_ESTIMATED_NOTE,
@@ -121,7 +132,7 @@ _COMPARE: Final = dict(
 )
 _RULE_KEYS: Final = frozenset(
     {"id", "name", "kind", "scale", "severity", "description", "triage", "attack", "when"}
-    | {"escalate", "reasons", "estimated_note"}
+    | {"escalate", "reasons", "estimated_note", "cases"}
 )
 _RULE_ID: Final = re.compile(r"[A-Z]{2,5}-\d{3}")
 _TACTIC: Final = re.compile(r"TA\d{4}")
@@ -204,6 +215,8 @@ class ThreatRule:
     reasons: tuple[str, ...]
     estimated_note: str = DEFAULT_ESTIMATED_NOTE
     source: str = "<rule>"
+    #: its own hit and near-miss rows (:mod:`detector.rules.cases`)
+    cases: tuple[RuleCase, ...] = ()
     condition_: pl.Expr = field(init=False, repr=False, compare=False)
     severity_: pl.Expr = field(init=False, repr=False, compare=False)
 
@@ -336,10 +349,14 @@ def parse_rule(data: Mapping[str, Any], *, source: str = "<rule>") -> ThreatRule
         ("estimated_note", note),
     ]:
         check_template(template, key, row, fail)
-    return ThreatRule(
+    rule = ThreatRule(
         rule_id, fields["name"], kind, scale, severity, fields["description"], fields["triage"],
-        attack, when, escalate, reasons, note, source,
+        attack, when, escalate, reasons, note, source, parse_cases(data.get("cases"), fail),
     )  # fmt: skip
+    wrong = case_failures(rule)
+    if wrong:
+        raise ThreatRuleError(f"{wrong[0]} (the rule fails its own test case)")
+    return rule
 
 
 def _list(data: Mapping[str, Any], key: str, fail: Any) -> list[Any]:
