@@ -74,11 +74,21 @@ def probe(port: int, path: str) -> tuple[int, dict[str, object]]:
     """A ``run`` process's ``/healthz`` or ``/readyz``: status and JSON (0: no answer)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
-            return answer.status, json.loads(answer.read())
+            return answer.status, _json(answer.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+        return exc.code, _json(exc.read())
     except OSError:
         return 0, {}
+
+
+def _json(body: bytes) -> dict[str, object]:
+    """A probe's answer; another server on the port (free_port's race: it was free when
+    chosen) answers something else, said as the reason."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return {"reason": f"not a probe's answer: {body[:80]!r}"}
+    return answer if isinstance(answer, dict) else {"reason": f"not a probe's answer: {answer!r}"}
 
 
 def wait_ready(

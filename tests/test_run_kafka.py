@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 from pathlib import Path
 
@@ -207,7 +208,7 @@ def test_the_detector_rides_out_a_broker_restart(
         worker.join(timeout=180)
         assert not worker.is_alive() and done
     (summary,) = done
-    assert isinstance(summary, RunSummary), summary
+    assert isinstance(summary, RunSummary), "".join(traceback.format_exception(summary))
     assert summary.records == len(records)
     replay = replay_files([bundled_sample()], config, progress=None).alerts
     assert [a.to_json() for a in summary.alerts] == [a.to_json() for a in replay]

@@ -27,6 +27,15 @@ then stays "rebalancing" with its heartbeats off: the broker expires it after th
 timeout, kafka-python never joins again, and its poll spins (its next heartbeat is always
 "due"). That was the stalled ``run`` of the test suite: a member joined, then was removed
 "on heartbeat expiration" without one heartbeat.
+
+Why a broker outage is waited out, not rejoined. kafka-python reconnects by itself when the
+broker comes back; a new consumer made while no broker answers cannot join either (its
+first poll fails to bootstrap). While no connection to any broker is up the process is out
+of its group for :data:`OUTAGE_PATIENCE` before the watchdog acts (not ready meanwhile:
+``/readyz`` and ``exfil_group_member`` say so). kafka-python also raises some retriable
+errors (a refused connection) out of ``poll`` itself: they are logged and the loop goes
+on, since the watchdog judges the membership; the others end the run as
+:class:`~detector.exceptions.StreamingError`.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from detector.exceptions import StreamingError
 from detector.streaming.clients import group_consumer
 from detector.streaming.options import StreamOptions
 from streams.kafka.settings import KafkaSettings
@@ -54,6 +64,9 @@ JOIN_POLL_MS: Final = 5000
 #: the broker waits for every member to rejoin up to the rebalance timeout (kafka-python's
 #: ``max_poll_interval_ms``, 300 s), plus a margin.
 REBALANCE_PATIENCE: Final = 330.0
+#: How long no broker may answer before the watchdog acts (a broker restart, a rolling
+#: upgrade): rejoining cannot help while none does.
+OUTAGE_PATIENCE: Final = 300.0
 
 
 class GroupMember:
@@ -87,6 +100,8 @@ class GroupMember:
         self.failure: BaseException | None = None
         #: when the group last assigned this process its partitions (a join completed)
         self.joined_at = time.monotonic()
+        #: the kind of the last retriable error out of ``poll`` (logged once in a row)
+        self._last_poll_error: str | None = None
         self.consumer = group_consumer(settings, options)
         self._listener = self._subscribe()
 
@@ -105,10 +120,35 @@ class GroupMember:
             # with heartbeats off until the broker expired it, and never joined again.
             # Asked again, the next poll completes it (or joins anew)
             coordinator.request_rejoin()
-        self.consumer.poll(timeout_ms=JOIN_POLL_MS if joining else POLL_MS)
+        try:
+            self.consumer.poll(timeout_ms=JOIN_POLL_MS if joining else POLL_MS)
+        except Exception as exc:
+            self._poll_failed(exc)
         if self.failure is not None:
             failure, self.failure = self.failure, None
             raise failure
+
+    def _poll_failed(self, exc: Exception) -> None:
+        """A retriable Kafka error out of ``poll`` is logged (once per kind in a row);
+        any other ends the run."""
+        from kafka.errors import KafkaError
+
+        if not isinstance(exc, KafkaError):
+            raise exc
+        if not exc.retriable:
+            raise StreamingError(f"the group consumer failed: {exc!r}") from exc
+        kind = type(exc).__name__
+        if kind != self._last_poll_error:
+            print(f"exfil-detector: group poll: {exc!r} (retrying)", file=sys.stderr)
+        self._last_poll_error = kind
+
+    def _broker_up(self) -> bool:
+        """Whether any connection to a broker is up (kafka-python keeps no public view)."""
+        try:
+            conns = list(self.consumer._manager._conns.values())
+        except (AttributeError, RuntimeError):  # changed by kafka-python's IO thread
+            return True
+        return any(getattr(c, "connected", False) for c in conns)
 
     def member(self) -> tuple[bool, str, float | None]:
         """Whether the process is in its group now and, if not, why and how long that
@@ -118,7 +158,10 @@ class GroupMember:
 
         coordinator = self.consumer._coordinator
         if coordinator.coordinator_id is None:
+            if not self._broker_up():
+                return False, "no broker answers", OUTAGE_PATIENCE
             return False, "group coordinator unknown", None
+        self._last_poll_error = None
         state = coordinator.group_metadata().state
         if state == MemberState.UNJOINED:
             return False, "not in the group", None
@@ -167,6 +210,7 @@ class GroupMember:
 
 def _listener(member: GroupMember, net: Any) -> Any:
     from kafka import AsyncConsumerRebalanceListener
+    from kafka.errors import KafkaError
 
     class Handover(AsyncConsumerRebalanceListener):  # type: ignore[misc]
         #: set when the member moved on to a new consumer: this one calls back no more
@@ -178,7 +222,10 @@ def _listener(member: GroupMember, net: Any) -> Any:
             offsets = await _off_loop(net, member, member.on_revoked, _numbers(revoked))
             if offsets:  # kafka-python's loop commits: a blocking commit() raises there
                 coordinator = member.consumer._coordinator
-                await coordinator._commit_offsets_sync_async(offsets)
+                try:
+                    await coordinator._commit_offsets_sync_async(offsets)
+                except KafkaError as exc:  # the checkpoints carry them: the next owner seeks
+                    print(f"exfil-detector: offsets not committed: {exc!r}", file=sys.stderr)
 
         async def on_partitions_lost(self, lost: Any) -> None:
             if not self.retired:

@@ -214,7 +214,12 @@ class _Runner(Guarded):
 
     def _share(self, assigned: set[int]) -> None:
         """This process's share of the alert budget: its partitions of the topic's."""
-        total = self.group.consumer.partitions_for_topic(self.options.topic)
+        from kafka.errors import KafkaError
+
+        try:
+            total = self.group.consumer.partitions_for_topic(self.options.topic)
+        except KafkaError:  # no metadata now (a broker outage): the share stands
+            return
         if assigned and total:
             share = min(1.0, len(assigned) / len(total))
             if share != self.pipeline.budget_share:
