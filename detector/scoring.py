@@ -233,14 +233,14 @@ class Scorer:
             since[day] = self._excess_since(idx[day], days, cusum[day])
             streak[day] = self._streak(idx[day], excess[:, 0])
         hours = _week_hour(items)
-        surprise = self.hours_.surprise_many(idx, hours, prior_idx=gidx, prior=self.peer_hours_)
+        surprise = self.hours_.score_many(idx, hours, prior_idx=gidx, prior=self.peer_hours_)
         # A service account runs by the clock, not by the day of the week: its hour is
         # judged against every day's runs (a nightly job's first weekend run is no news),
         # and an hour it never runs at counts from fewer bits than a person working late.
         service = roles.is_in(list(self.service_roles)).to_numpy()
         if service.any():
             rows = np.flatnonzero(service)
-            surprise[rows] = self.hours_.surprise_many(
+            surprise[rows] = self.hours_.score_many(
                 idx[rows], hours[rows], prior_idx=gidx[rows], prior=self.peer_hours_, fold=True
             )
         surprise[day] = 0.0  # a day window has no hour

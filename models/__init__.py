@@ -8,6 +8,7 @@ batch of windows is scored in one vectorised call.
 
 | module | model |
 |---|---|
+| ``contract`` | :class:`EntityModel`, :class:`PopulationModel`, :class:`Decider` (the contract) |
 | ``baseline`` | :class:`RobustBaseline`: robust EW centre/spread of log1p features, peer priors |
 | ``hour_profile`` | :class:`HourProfile`: per-entity hour-of-day activity, surprise in bits |
 | ``cusum`` | :class:`Cusum`: per-entity one-sided CUSUM of z-scores (low-and-slow) |
@@ -20,6 +21,7 @@ batch of windows is scored in one vectorised call.
 
 from models.baseline import BaselineStats, RobustBaseline
 from models.calibration import AlertBudget
+from models.contract import Decider, EntityModel, PopulationModel
 from models.cusum import Cusum
 from models.entity_index import distinct_rounds
 from models.exceptions import ModelsError, StateError
@@ -32,10 +34,13 @@ __all__ = [
     "AlertBudget",
     "BaselineStats",
     "Cusum",
+    "Decider",
+    "EntityModel",
     "HalfSpaceScorer",
     "HourProfile",
     "ModelsError",
     "PeerClusters",
+    "PopulationModel",
     "RobustBaseline",
     "StateError",
     "distinct_rounds",

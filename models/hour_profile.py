@@ -15,7 +15,7 @@ up at 03:00 scores ~7 bits after 200 observations; uniform is log2(24) = 4.58 bi
 >>> import numpy as np
 >>> prof = HourProfile()
 >>> prof.learn_many(np.zeros(200, dtype=int), np.tile(np.arange(9, 17), 25))
->>> prof.surprise_many(np.array([0, 0]), np.array([10, 3])).round(1).tolist()
+>>> prof.score_many(np.array([0, 0]), np.array([10, 3])).round(1).tolist()
 [3.2, 7.4]
 """
 
@@ -52,8 +52,8 @@ class HourProfile:
     >>> import numpy as np
     >>> prof = HourProfile()
     >>> prof.learn_many(np.full(100, 100), np.tile([8, 9, 10, 11], 25))
-    >>> new = prof.surprise_many(np.array([7, 7]), np.array([9, 2]), prior_idx=np.array([100, 100]))
-    >>> peers = prof.surprise_many(np.array([100, 100]), np.array([9, 2]))
+    >>> new = prof.score_many(np.array([7, 7]), np.array([9, 2]), prior_idx=np.array([100, 100]))
+    >>> peers = prof.score_many(np.array([100, 100]), np.array([9, 2]))
     >>> bool(np.allclose(new, peers)), new.round(1).tolist()
     (True, [2.3, 6.8])
 
@@ -62,9 +62,9 @@ class HourProfile:
 
     >>> week = HourProfile(bins=48)
     >>> week.learn_many(np.zeros(20, dtype=int), np.ones(20, dtype=int))
-    >>> week.surprise_many(np.array([0, 0]), np.array([25, 11])).round(1).tolist()
+    >>> week.score_many(np.array([0, 0]), np.array([25, 11])).round(1).tolist()
     [6.1, 6.1]
-    >>> week.surprise_many(np.array([0, 0]), np.array([25, 11]), fold=True).round(1).tolist()
+    >>> week.score_many(np.array([0, 0]), np.array([25, 11]), fold=True).round(1).tolist()
     [1.1, 5.4]
     """
 
@@ -131,7 +131,7 @@ class HourProfile:
             c_h[known], total[known] = counts[k, h[known]], counts[k].sum(axis=1, dtype=np.float64)
         return (c_h + m * prior_p) / (total + m)
 
-    def surprise_many(
+    def score_many(
         self,
         idx: np.ndarray,
         hours: np.ndarray,
@@ -183,7 +183,7 @@ class HourProfile:
 
     def score_one(self, i: int, hour: int) -> float:
         """Surprise (bits) of activity of entity ``i`` at ``hour`` (uniform prior)."""
-        return float(self.surprise_many(np.array([i]), np.array([hour]))[0])
+        return float(self.score_many(np.array([i]), np.array([hour]))[0])
 
     @property
     def nbytes(self) -> int:

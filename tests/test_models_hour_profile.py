@@ -11,7 +11,7 @@ from models import HourProfile
 
 
 def test_no_history_no_prior_is_uniform() -> None:
-    bits = HourProfile().surprise_many(np.array([0, 5]), np.array([3, 14]))
+    bits = HourProfile().score_many(np.array([0, 5]), np.array([3, 14]))
     np.testing.assert_allclose(bits, math.log2(24))
 
 
@@ -21,8 +21,8 @@ def test_new_entity_is_scored_as_its_peers() -> None:
     users = HourProfile()
     users.learn_many(np.array([0] * 50), np.full(50, 22))  # a night-shift user, not the new one
     hours = np.arange(24)
-    new = users.surprise_many(np.full(24, 7), hours, prior_idx=np.full(24, 2), prior=groups)
-    peers = groups.surprise_many(np.full(24, 2), hours)
+    new = users.score_many(np.full(24, 7), hours, prior_idx=np.full(24, 2), prior=groups)
+    peers = groups.score_many(np.full(24, 2), hours)
     np.testing.assert_allclose(new, peers)
     assert new[3] > new[10] + 4  # 03:00 is surprising for this group
 
@@ -32,9 +32,9 @@ def test_own_history_takes_over_from_the_prior() -> None:
     groups.learn_many(np.zeros(300, dtype=int), np.full(300, 10))
     users = HourProfile()
     pidx = np.array([0])
-    before = users.surprise_many(np.array([1]), np.array([22]), prior_idx=pidx, prior=groups)[0]
+    before = users.score_many(np.array([1]), np.array([22]), prior_idx=pidx, prior=groups)[0]
     users.learn_many(np.ones(200, dtype=int), np.full(200, 22))
-    after = users.surprise_many(np.array([1]), np.array([22]), prior_idx=pidx, prior=groups)[0]
+    after = users.score_many(np.array([1]), np.array([22]), prior_idx=pidx, prior=groups)[0]
     assert before > 7.0
     assert after < 0.5
 
@@ -42,7 +42,7 @@ def test_own_history_takes_over_from_the_prior() -> None:
 def test_negative_prior_index_means_uniform_and_same_model_is_default_prior() -> None:
     m = HourProfile()
     m.learn_many(np.full(100, 4), np.full(100, 12))
-    bits = m.surprise_many(np.array([0, 0]), np.array([12, 12]), prior_idx=np.array([-1, 4]))
+    bits = m.score_many(np.array([0, 0]), np.array([12, 12]), prior_idx=np.array([-1, 4]))
     assert bits[0] == pytest.approx(math.log2(24))
     assert bits[1] < 1.0
 
@@ -79,5 +79,5 @@ def test_fold_scores_as_a_24_hour_profile_of_the_summed_days() -> None:
     day.counts_ = week.counts_.reshape(-1, 2, 24).sum(axis=1)
     idx, hours = rng.integers(0, 60, 500), rng.integers(0, 48, 500)  # some never seen
     groups = rng.integers(-1, 50, 500)  # some without a group
-    folded = week.surprise_many(idx, hours, prior_idx=groups, fold=True)
-    assert np.allclose(folded, day.surprise_many(idx, hours % 24, prior_idx=groups))
+    folded = week.score_many(idx, hours, prior_idx=groups, fold=True)
+    assert np.allclose(folded, day.score_many(idx, hours % 24, prior_idx=groups))
