@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from kafka_io import wait_ready  # noqa: E402
-
 from realdb.kafka import free_port  # noqa: E402
 
 CLI = [sys.executable, "-m", "detector"]

@@ -2,7 +2,7 @@
 
     .venv/bin/python grafana/dashboards.py          # writes grafana/dashboards/*.json
 
-The JSON files are committed; ``tests/test_grafana_dashboards.py`` checks that they are
+The JSON files are committed; ``tests/detector/test_grafana_dashboards.py`` checks that they are
 what this script writes, and checks every panel (grid, datasource, metrics that exist,
 PromQL that a real Prometheus answers). Every query names the provisioned datasource
 (uid :data:`DATASOURCE_UID`, ``provisioning/datasources/exfil-detector.yaml``).

@@ -1,8 +1,8 @@
 """The contract every model implements by name: ``learn_many`` and ``score_many``, higher =
 more anomalous (river's ``learn_one`` / ``score_one``, vectorised over a batch).
 
-Three shapes, each a :class:`typing.Protocol` the check suite (``tests/test_models_checks.py``)
-calls directly:
+Three shapes, each a :class:`typing.Protocol` the check suite
+(``tests/models/test_models_checks.py``) calls directly:
 
 - :class:`EntityModel`: state per entity (user or peer group), rows of a batch belong to
   the entities ``idx``; its rows move to another instance in a rebalance

@@ -8,7 +8,7 @@ fetcher's record unpacking with one that reads the plain case (message format v2
 deserializers, read-uncommitted, not a control batch) in one loop with the varints
 inlined, and hands everything else (old message formats, control batches, transactions,
 deserializers) to kafka-python's own code. The records yielded are the same
-``ConsumerRecord`` tuples with the same fields (``tests/test_kafka_decode.py`` compares
+``ConsumerRecord`` tuples with the same fields (``tests/streams/test_kafka_decode.py`` compares
 both decoders on batches fetched from a real broker, headers, null keys and compression
 included); batch CRCs are still checked.
 """

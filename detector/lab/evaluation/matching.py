@@ -2,7 +2,8 @@
 
 The same rules score our detector and every baseline (:class:`~detector.lab.evaluation.
 detections.Detection`; ours only at severity medium or higher). They are the rules the
-detection tests (``tests/test_detect_sample.py``, ``tests/test_detect_simulated.py``) apply,
+detection tests (``tests/detector/test_detect_sample.py``,
+``tests/lab/test_detect_simulated.py``) apply,
 kept here in one place, except that the alert's kind is not required to match the label's
 (a baseline has no kinds).
 

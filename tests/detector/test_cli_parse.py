@@ -9,9 +9,10 @@ from pathlib import Path
 
 import polars as pl
 
+from paths import DATA
 from streams.schema import EVENT_SCHEMA
 
-SNAPSHOT = Path(__file__).parent / "data" / "real" / "pg"
+SNAPSHOT = DATA / "real" / "pg"
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

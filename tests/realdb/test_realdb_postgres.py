@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from paths import DATA
 from realdb import pg_workload as w
 from realdb.pg_workload import PgLogs, PhaseLogs
 
@@ -182,7 +183,7 @@ def test_every_logged_id_has_a_valid_check_digit(phase: PhaseLogs) -> None:
     assert all(w.is_valid_national_id(i) for i in ids)
 
 
-SNAPSHOT = Path(__file__).parent / "data" / "real" / "pg"
+SNAPSHOT = DATA / "real" / "pg"
 
 
 def test_committed_snapshot_matches_the_workload(phase: PhaseLogs) -> None:

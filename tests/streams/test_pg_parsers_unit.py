@@ -6,12 +6,13 @@ from pathlib import Path
 
 import polars as pl
 
+from paths import DATA
 from streams.file_source import SourceOptions, iter_file_batches
 from streams.pg.csvlog import PgauditCsvlogParser
 from streams.pg.prefix import prefix_pattern
 from streams.pg.stderr import PgauditStderrParser
 
-SNAPSHOT = Path(__file__).parent / "data" / "real" / "pg"
+SNAPSHOT = DATA / "real" / "pg"
 
 
 def _all(parser, text: str) -> tuple[pl.DataFrame, pl.DataFrame]:  # type: ignore[no-untyped-def]

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from paths import DATA
 from streams.chunking import Chunk
 from streams.exceptions import SourceReadError
 from streams.file_source import SourceOptions, _read_ahead, iter_file_batches
 
-SNAPSHOT = Path(__file__).parent / "data" / "real" / "pg" / "pgbadger-prefix.csv"
+SNAPSHOT = DATA / "real" / "pg" / "pgbadger-prefix.csv"
 
 
 def _chunks(n: int, fail_at: int | None = None) -> Iterator[Chunk]:

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 from kafka.coordinator.base import BaseCoordinator
 from kafka.structs import MemberState
-from kafka_io import probe, produce, sample_records, topic, wait_ready
 
 from detector.commands.cli import bundled_sample, bundled_sample_config
 from detector.commands.replay import replay_files
@@ -30,6 +29,7 @@ from detector.config import load_config
 from detector.streaming.group import GroupMember
 from detector.streaming.options import RunSummary, StreamOptions
 from detector.streaming.runner import run_stream
+from kafka_io import probe, produce, sample_records, topic, wait_ready
 from realdb.kafka import KafkaBroker, free_port
 
 

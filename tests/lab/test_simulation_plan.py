@@ -7,7 +7,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +15,7 @@ from detector.lab.simulation.plan import build_plan
 from detector.lab.simulation.routine import day_start_ms
 from detector.lab.simulation.scenarios import ATTACKER_IPS, default_scenarios
 from detector.lab.simulation.sessions import NEGATIVE_KINDS, THREAT_KINDS, from_ms
+from paths import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_plan_does_not_depend_on_the_hash_seed() -> None:
         "p = build_plan(org, default_scenarios(org, 0.05))\n"
         "print(hashlib.sha256(repr((p.sessions, p.labels())).encode()).hexdigest())\n"
     )
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     digests = {
         subprocess.run(
             [sys.executable, "-c", code],

@@ -19,11 +19,6 @@ import polars as pl
 import pytest
 from kafka import KafkaConsumer
 from kafka.admin import ConfigResource, KafkaAdminClient
-from kafka_io import produce as _produce
-from kafka_io import read_all as _read_all
-from kafka_io import sample_records as _records
-from kafka_io import topic as _topic
-from kafka_io import wait_ready
 
 from detector.commands.cli import bundled_sample, bundled_sample_config
 from detector.commands.replay import replay_files
@@ -31,6 +26,11 @@ from detector.config import Config, load_config
 from detector.exceptions import StreamingError
 from detector.streaming.options import RunSummary, StreamOptions
 from detector.streaming.runner import run_stream
+from kafka_io import produce as _produce
+from kafka_io import read_all as _read_all
+from kafka_io import sample_records as _records
+from kafka_io import topic as _topic
+from kafka_io import wait_ready
 from realdb.kafka import KafkaBroker, free_port
 from realdb.kafka_fixture import cpu_hog
 from streams.file_source import SourceOptions, make_parser

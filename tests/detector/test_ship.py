@@ -23,12 +23,13 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from detector.commands.cli import bundled_sample, main
+from paths import DATA
 from realdb.kafka import KafkaBroker
 from streams.file_source import SourceOptions
 from streams.kafka.record_keys import UNPARSED_KEY, keyed_records, plan_files
 from streams.pg.stderr import PgauditStderrParser
 
-REAL = Path(__file__).parent / "data" / "real"
+REAL = DATA / "real"
 PG = REAL / "pg"
 MARIADB_LOG = REAL / "mariadb" / "server_audit.log"
 

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import streams.mariadb.audit as mariadb_audit
 import streams.mariadb.fields as mariadb_fields
 from corpus import CORPUS as TEST_CORPUS
+from paths import DATA
 from streams.base import ParseResult
 from streams.deadletter import REJECT_REASONS, REJECT_SCHEMA
 from streams.mariadb.audit import MariaDBAuditParser
@@ -23,7 +24,7 @@ from streams.schema import EVENT_SCHEMA
 
 CORPUS = TEST_CORPUS / "mariadb-server_audit"
 # The real-server fixture ``mariadb_logs`` is registered by conftest.py.
-SNAPSHOT = Path(__file__).resolve().parent / "data" / "real" / "mariadb" / "server_audit.log"
+SNAPSHOT = DATA / "real" / "mariadb" / "server_audit.log"
 SNAPSHOT_TZ = "Asia/Shanghai"
 GB11643_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 

@@ -9,8 +9,9 @@ import pytest
 from features.catalog import Catalog, TableInfo
 from features.column_classes import HEURISTICS
 from features.exceptions import CatalogError, FeaturesError
+from paths import ROOT
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "features" / "data" / "catalog.example.toml"
+EXAMPLE = ROOT / "features" / "data" / "catalog.example.toml"
 
 
 def test_example_catalog_loads() -> None:

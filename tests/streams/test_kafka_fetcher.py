@@ -10,12 +10,12 @@ import time
 import polars as pl
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from kafka_io import produce, sample_records, topic
 
 from detector.commands.cli import bundled_sample, bundled_sample_config
 from detector.config import load_config
 from detector.streaming.clients import fetch_args
 from detector.streaming.options import StreamOptions
+from kafka_io import produce, sample_records, topic
 from realdb.kafka import KafkaBroker
 from streams.exceptions import FetcherError
 from streams.kafka.fetcher import FetcherProcess, FetchSettings, Frame

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from kafka_io import sample_records
 
 from detector.commands.cli import bundled_sample
+from kafka_io import sample_records
 from streams.file_source import SourceOptions
 from streams.kafka.partition_merge import EventTimeMerge
 from streams.kafka.records import PartitionStream

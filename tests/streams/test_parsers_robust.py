@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 
 from detector.commands.parse import parse_files
 from detector.config import Config
+from paths import DATA
 from streams.base import MAX_RECORD_CHARS
 from streams.file_source import SourceOptions, iter_file_batches
 
-SNAPSHOT = Path(__file__).parent / "data" / "real" / "pg"
+SNAPSHOT = DATA / "real" / "pg"
 REAL = [
     SNAPSHOT / "debian-prefix.log",
     SNAPSHOT / "pgbadger-prefix.csv",

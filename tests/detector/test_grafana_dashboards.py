@@ -14,14 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kafka_io import produce, sample_records, topic
-
 from detector.commands.cli import bundled_sample, bundled_sample_config
 from detector.metrics import Metrics
+from kafka_io import produce, sample_records, topic
+from paths import ROOT
 from realdb.kafka import KafkaBroker
 from realdb.prometheus import Prometheus, binary, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "grafana"
 sys.path.insert(0, str(GRAFANA))
 

@@ -17,9 +17,10 @@ from detector.pipeline import Pipeline
 from detector.rules.schema import load_rules
 from detector.streaming.checkpoints import CheckpointDir
 from detector.streaming.partition_state import import_part
+from paths import DATA
 from streams.file_source import iter_file_batches
 
-OLD = Path(__file__).resolve().parent / "data" / "state"
+OLD = DATA / "state"
 CUT = dt.datetime(2024, 3, 7, 0, 30, tzinfo=dt.UTC)  # where the old files stopped
 
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
 
 from detector.alerts import Alert
 from detector.commands.replay import replay_files
 from detector.config import load_config
+from paths import ROOT
 
 pytestmark = pytest.mark.postgres
 
-CATALOG = Path(__file__).resolve().parents[1] / "detector" / "data" / "sample" / "catalog.toml"
+CATALOG = ROOT / "detector" / "data" / "sample" / "catalog.toml"
 SEVERE = {"medium", "high", "critical"}
 
 

@@ -11,8 +11,8 @@ from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords
-from kafka_io import topic
 
+from kafka_io import topic
 from realdb.kafka import KafkaBroker
 from streams.kafka import decode as kafka_decode
 

@@ -13,9 +13,10 @@ import pytest
 
 from detector.commands.parse import parse_files
 from detector.config import Config
+from paths import DATA
 from streams.detect import detect_file
 
-SNAPSHOT = Path(__file__).parent / "data" / "real" / "pg"
+SNAPSHOT = DATA / "real" / "pg"
 PHASES = {"default": 0, "debian": 1, "pgbadger": 2}
 FORMATS = {"log": "pgaudit-stderr", "csv": "pgaudit-csv", "json": "pgaudit-json"}
 

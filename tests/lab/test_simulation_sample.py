@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -21,8 +20,9 @@ from detector.lab.simulation.plan import build_plan
 from detector.lab.simulation.scenarios import default_scenarios
 from detector.lab.simulation.sessions import NEGATIVE_KINDS, THREAT_KINDS
 from detector.lab.simulation.verify import label_coverage, mismatches
+from paths import ROOT
 
-SAMPLE = Path(__file__).resolve().parent.parent / "detector" / "data" / "sample"
+SAMPLE = ROOT / "detector" / "data" / "sample"
 
 
 @pytest.fixture(scope="module")
