@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from replay_throughput import choose_split, write_config, write_csvlog  # noqa: E402
 
-from detector.commands.replay import replay_files  # noqa: E402
 from detector.config import load_config  # noqa: E402
 from detector.metrics import Metrics, MetricsServer  # noqa: E402
+from detector.replay import replay_files  # noqa: E402
 
 
 def _replay(log: Path, cfg: Path, metrics: Metrics | None) -> float:

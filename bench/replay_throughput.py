@@ -313,7 +313,7 @@ def measure(log: Path, cfg: Path, tmp: Path, repeat: int) -> dict[str, float]:
     state = tmp / "state.bin"
     state_code = (
         "import json, pathlib\nfrom detector.config import load_config\n"
-        "from detector.commands.replay import STATE_KIND, STATE_VERSION, replay_files\n"
+        "from detector.replay import STATE_KIND, STATE_VERSION, replay_files\n"
         "from models.state import load_state\n"
         f"p = pathlib.Path({str(state)!r})\np.unlink(missing_ok=True)\n"
         f"cfg = load_config(pathlib.Path({str(cfg)!r}))\n"

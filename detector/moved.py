@@ -33,7 +33,7 @@ MOVED: Final[Mapping[str, str]] = MappingProxyType(
         "detector.reason_templates": "detector.rules.reasons",
         "detector.cli": "detector.commands.cli",
         "detector.run_command": "detector.commands.run",
-        "detector.replay_command": "detector.commands.replay",
+        "detector.replay_command": "detector.replay",
         "detector.parse_command": "detector.commands.parse",
         "detector.ship_command": "detector.commands.ship",
         "detector.source_flags": "detector.commands.source_flags",

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import polars as pl
 from polars.io.plugins import register_io_source
 
-from detector.config import Config
+from detector.commands.source_flags import add_source_flags, source_values
+from detector.config import Config, load_config
 from streams.deadletter import DeadLetterWriter
 from streams.file_source import iter_file_batches
 from streams.schema import empty_events
@@ -199,3 +201,42 @@ def run_parse(
     if summary.rejects:
         print(f"dead letters      {dlq}", file=stream)
     return 0
+
+
+def add_parser(sub: Any) -> None:
+    """The ``parse`` subcommand's flags."""
+    p = sub.add_parser("parse", help="parse audit logs into the canonical event table")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    add_source_flags(p)
+    p.add_argument("--out", type=Path, required=True, help="Parquet file to write")
+    p.add_argument(
+        "--analyse",
+        action="store_true",
+        help="add SQL-analysis columns (tables, sensitive columns, row estimates, ...)",
+    )
+    p.add_argument("--catalog", type=Path, default=None, help="sensitivity catalog TOML")
+    p.add_argument(
+        "--compression",
+        choices=COMPRESSIONS,
+        default="lz4",
+        help="Parquet codec (default lz4: fastest to write; zstd: smallest)",
+    )
+    p.add_argument(
+        "--dead-letter",
+        type=Path,
+        default=None,
+        help="JSON Lines file for rejected lines (default: OUT with .deadletter.jsonl)",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``parse``: the flags into the config, then :func:`run_parse`."""
+    return run_parse(
+        args.paths,
+        load_config(args.config, source_values(args)),
+        out=args.out,
+        dead_letter=args.dead_letter,
+        analyse=args.analyse or args.catalog is not None,
+        compression=args.compression,
+    )

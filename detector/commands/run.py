@@ -66,9 +66,10 @@ def add_parser(sub: Any) -> None:
                    "without --state-dir)")  # fmt: skip
     add_source_flags(r)  # the format is detected per partition when not given
     add_metrics_flags(r)
+    r.set_defaults(run=run)
 
 
-def run_command(args: argparse.Namespace, stream: TextIO | None = None) -> int:
+def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     """``exfil-detector run``: the CLI entry."""
     from detector.streaming.options import StopSignal, StreamOptions
     from detector.streaming.runner import run_stream

@@ -26,7 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
-from detector.commands.source_flags import add_source_flags
+from detector.commands.source_flags import add_source_flags, source_values
+from detector.config import load_config
 from detector.exceptions import ShipError
 from streams.kafka.record_keys import keyed_records, plan_files
 
@@ -101,6 +102,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="create the topic with N partitions (replication 1) if it does not exist",
     )
     add_source_flags(p)
+    p.set_defaults(run=run)
 
 
 def ensure_topic(client_args: dict[str, Any], topic: str, create_partitions: int | None) -> int:
@@ -280,3 +282,20 @@ def run_ship(
         file=out or sys.stdout,
     )
     return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """``ship``: the flags into the config, then :func:`run_ship`; records not delivered
+    exit 1, like a failed shipper."""
+    try:
+        return run_ship(
+            args.paths,
+            load_config(args.config, source_values(args)),
+            bootstrap=args.bootstrap,
+            topic=args.topic,
+            rate=args.rate,
+            create_partitions=args.create_partitions,
+        )
+    except ShipError as exc:
+        print(f"exfil-detector: error: {exc}", file=sys.stderr)
+        return 1

@@ -59,9 +59,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--scale", type=float, default=1.0, help="size factor of the injected scenarios")
     p.add_argument("--keep-raw", action="store_true", help="also keep the unwarped logs in raw/")
+    p.set_defaults(run=run)
 
 
-def run_simulate(args: argparse.Namespace, stream: TextIO | None = None) -> int:
+def run(args: argparse.Namespace, stream: TextIO | None = None) -> int:
     """Build the plan the flags describe, run it, print where everything went (to
     ``stream``, default the current ``sys.stdout``)."""
     stream = sys.stdout if stream is None else stream

@@ -9,9 +9,9 @@ import uuid
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from detector.commands.cli import bundled_sample_config
 from detector.config import load_config
 from detector.exceptions import CheckpointFenced, StreamingError
+from detector.sample import bundled_sample_config
 from detector.streaming.checkpoint_topic import CheckpointTopic
 from detector.streaming.checkpoints import PartitionCheckpoint
 from realdb.kafka import KafkaBroker

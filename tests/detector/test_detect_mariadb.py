@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from detector.alerts import Alert
-from detector.commands.replay import replay_files
 from detector.config import load_config
+from detector.replay import replay_files
 
 pytestmark = pytest.mark.mariadb
 

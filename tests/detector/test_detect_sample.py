@@ -21,11 +21,11 @@ import polars as pl
 import pytest
 
 from detector.alerts import Alert, write_jsonl
-from detector.commands.cli import bundled_sample, bundled_sample_config
-from detector.commands.replay import replay_files
 from detector.config import Config, load_config
 from detector.pipeline import Pipeline
+from detector.replay import replay_files
 from detector.rules.schema import KINDS, load_rules
+from detector.sample import bundled_sample, bundled_sample_config
 from streams.file_source import iter_file_batches
 
 SAMPLE = bundled_sample()

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from detector.commands.cli import bundled_sample, bundled_sample_config
-from detector.commands.replay import replay_files
 from detector.config import load_config
 from detector.exceptions import FeedbackError
 from detector.feedback import Feedback
+from detector.replay import replay_files
+from detector.sample import bundled_sample, bundled_sample_config
 
 SAMPLE = bundled_sample()
 

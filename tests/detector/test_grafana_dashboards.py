@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from detector.commands.cli import bundled_sample, bundled_sample_config
 from detector.metrics import Metrics
+from detector.sample import bundled_sample, bundled_sample_config
 from kafka_io import produce, sample_records, topic
 from paths import ROOT
 from realdb.kafka import KafkaBroker

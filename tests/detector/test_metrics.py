@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from detector.commands.cli import bundled_sample, bundled_sample_config
-from detector.commands.replay import ReplaySummary, replay_files
 from detector.config import load_config
 from detector.exceptions import ConfigError, MetricsError
 from detector.metrics import RUN_PORT, Metrics, MetricsServer, serve_metrics
+from detector.replay import ReplaySummary, replay_files
 from detector.rules.schema import load_rules
+from detector.sample import bundled_sample, bundled_sample_config
 
 #: Every label name a metric of ours may carry (the process/platform collectors' too).
 ALLOWED_LABELS = {"format", "reason", "severity", "kind", "scale", "partition", "action", "le"}

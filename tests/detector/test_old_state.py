@@ -10,11 +10,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from detector.commands.cli import bundled_sample, bundled_sample_config
-from detector.commands.replay import load_pipeline
 from detector.config import Config, load_config
 from detector.pipeline import Pipeline
+from detector.replay import load_pipeline
 from detector.rules.schema import load_rules
+from detector.sample import bundled_sample, bundled_sample_config
 from detector.streaming.checkpoints import CheckpointDir
 from detector.streaming.partition_state import import_part
 from paths import DATA

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 import polars as pl
 import pytest
 
-from detector.commands.cli import bundled_sample, bundled_sample_config
 from detector.config import Config, load_config
 from detector.pipeline import Pipeline
 from detector.rules.schema import load_rules
+from detector.sample import bundled_sample, bundled_sample_config
 from detector.streaming.partition_state import export_part, import_part
 from streams.file_source import iter_file_batches
 

@@ -20,10 +20,10 @@ import pytest
 from kafka import KafkaConsumer
 from kafka.admin import ConfigResource, KafkaAdminClient
 
-from detector.commands.cli import bundled_sample, bundled_sample_config
-from detector.commands.replay import replay_files
 from detector.config import Config, load_config
 from detector.exceptions import StreamingError
+from detector.replay import replay_files
+from detector.sample import bundled_sample, bundled_sample_config
 from detector.streaming.options import RunSummary, StreamOptions
 from detector.streaming.runner import run_stream
 from kafka_io import produce as _produce

@@ -41,9 +41,9 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from detector.commands.cli import bundled_sample, bundled_sample_config
-from detector.commands.replay import replay_files
 from detector.config import load_config
+from detector.replay import replay_files
+from detector.sample import bundled_sample, bundled_sample_config
 from kafka_io import produce, sample_records, topic
 from realdb.kafka import KafkaBroker
 

@@ -23,9 +23,9 @@ import pytest
 from kafka.coordinator.base import BaseCoordinator
 from kafka.structs import MemberState
 
-from detector.commands.cli import bundled_sample, bundled_sample_config
-from detector.commands.replay import replay_files
 from detector.config import load_config
+from detector.replay import replay_files
+from detector.sample import bundled_sample, bundled_sample_config
 from detector.streaming.group import GroupMember
 from detector.streaming.options import RunSummary, StreamOptions
 from detector.streaming.runner import run_stream

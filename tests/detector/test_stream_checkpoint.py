@@ -22,9 +22,9 @@ from test_partition_handover import (
     replayed,
 )
 
-from detector.commands.cli import bundled_sample_config
 from detector.config import Config, load_config
 from detector.exceptions import CheckpointFenced, StreamingError
+from detector.sample import bundled_sample_config
 from detector.streaming.checkpoints import CheckpointDir, PartitionCheckpoint
 from detector.streaming.options import StreamOptions
 from detector.streaming.partitions import OwnedPartitions

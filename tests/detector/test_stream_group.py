@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from kafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
-from detector.commands.cli import bundled_sample_config
 from detector.config import load_config
 from detector.exceptions import StreamingError
+from detector.sample import bundled_sample_config
 from detector.streaming.group import OUTAGE_PATIENCE, GroupMember
 from detector.streaming.options import StreamOptions
 from kafka_io import topic

@@ -14,8 +14,8 @@ import json
 import pytest
 
 from detector.alerts import Alert
-from detector.commands.replay import replay_files
 from detector.config import load_config
+from detector.replay import replay_files
 from paths import ROOT
 
 pytestmark = pytest.mark.postgres

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from detector.alerts import write_jsonl
-from detector.commands.cli import bundled_sample
-from detector.commands.replay import replay_files
 from detector.config import load_config
-from detector.lab.evaluate_command import evaluate, run_evaluate
 from detector.lab.evaluation.baselines import BASELINES
 from detector.lab.evaluation.errors import EvaluationError
+from detector.lab.evaluation.evaluate import evaluate, run_evaluate
 from detector.lab.evaluation.inputs import bundled_catalog, read_logs_dir, resolve_config
 from detector.lab.evaluation.report import read_json, render_markdown
+from detector.replay import replay_files
+from detector.sample import bundled_sample
 from streams.exceptions import ExfilDetectorError
 
 SAMPLE_DIR = bundled_sample().parent

@@ -20,7 +20,6 @@ import polars as pl
 import pytest
 
 from detector.commands.parse import parse_files
-from detector.commands.replay import replay_files
 from detector.config import Config, load_config
 from detector.lab.simulation.errors import DialectError
 from detector.lab.simulation.mysql_dialect import logged_sql, to_mysql, translate
@@ -33,6 +32,7 @@ from detector.lab.simulation.sessions import Statement, from_ms
 from detector.lab.simulation.simulate import simulate
 from detector.lab.simulation.timewarp import Timeline, warp_audit
 from detector.lab.simulation.verify import label_coverage, mismatches
+from detector.replay import replay_files
 
 AUDIT_TS = re.compile(rb"^\d{8} \d\d:\d\d:\d\d", re.MULTILINE)
 

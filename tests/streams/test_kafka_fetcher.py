@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from detector.commands.cli import bundled_sample, bundled_sample_config
 from detector.config import load_config
+from detector.sample import bundled_sample, bundled_sample_config
 from detector.streaming.clients import fetch_args
 from detector.streaming.options import StreamOptions
 from kafka_io import produce, sample_records, topic

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from detector.commands.cli import bundled_sample
+from detector.sample import bundled_sample
 from kafka_io import sample_records
 from streams.file_source import SourceOptions
 from streams.kafka.partition_merge import EventTimeMerge

@@ -11,5 +11,5 @@
 | ``targets`` | the issue's targets checked against a result |
 | ``report`` | the printed table, the JSON file, the Markdown rendering |
 
-``detector.lab.evaluate_command.run_evaluate`` wires them.
+``detector.lab.evaluation.evaluate.run_evaluate`` wires them.
 """
