@@ -111,11 +111,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.sections.append(("kafka broker: consumer groups", text))
 
 
+#: a busy loop that ends when the test process is gone (killed: no ``finally`` runs), so a
+#: hog never outlives its test and skews whatever runs next on the machine
+_HOG = """
+import os, sys
+parent = int(sys.argv[1])
+while True:
+    for _ in range(2_000_000):
+        pass
+    if os.getppid() != parent:
+        break
+"""
+
+
 @contextlib.contextmanager
 def cpu_hog(processes: int | None = None) -> Iterator[None]:
     """Busy processes (one per core by default) for the duration of the block."""
     count = processes or os.cpu_count() or 2
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    hogs = [subprocess.Popen([sys.executable, "-c", _HOG, str(os.getpid())]) for _ in range(count)]
     try:
         yield
     finally:
