@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from replay_throughput import choose_split, write_config, write_csvlog  # noqa: E402
 
 from detector.config import load_config  # noqa: E402
-from detector.metrics import Metrics, MetricsServer  # noqa: E402
+from detector.metrics import Metrics  # noqa: E402
+from detector.metrics_server import MetricsServer  # noqa: E402
 from detector.replay import replay_files  # noqa: E402
 
 

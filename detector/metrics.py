@@ -24,7 +24,6 @@ with the batch's total, labelled children are kept, and distributions of whole b
 from __future__ import annotations
 
 import platform
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,18 +40,11 @@ from prometheus_client import (
     Info,
     PlatformCollector,
     ProcessCollector,
-    start_http_server,
 )
 from prometheus_client.core import HistogramMetricFamily, Metric
 
-from detector.exceptions import MetricsError
-from detector.streaming.health import Watchdog, probe_app
-
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
-
     from detector.alerts import Alert
-    from detector.config import Config
 
 #: Anomaly score buckets: the budget's floor is 3, alerts mostly score 4-20.
 SCORE_BUCKETS: Final = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, 50.0)
@@ -145,6 +137,16 @@ class Metrics:
         Info("exfil_build", "exfil-detector's version.", registry=r).info(
             {"version": _version(), "python": platform.python_version()}
         )
+        self._declare_input(r)
+        self._declare_judging(r)
+        # run's alone: a replay is in no group and has no loop (``run=False``: declared,
+        # not exported)
+        self._declare_run(r, r if run else None)
+        self._late_seen = 0
+        self._lag_partitions: set[str] = set()
+
+    def _declare_input(self, r: CollectorRegistry) -> None:
+        """What was read: lines, rejects, dead letters, statements, sensitive rows, alerts."""
         self.lines = Counter(
             "exfil_lines_total",
             "Audit log lines read (a Kafka message is one record), by source format.",
@@ -186,6 +188,9 @@ class Metrics:
             ["severity", "kind"],
             registry=r,
         )
+
+    def _declare_judging(self, r: CollectorRegistry) -> None:
+        """How judging goes: scores, event lag, batch time, late events, users."""
         self.scores = BatchHistogram(
             "exfil_anomaly_score",
             "Anomaly scores of judged windows and statements, by window scale.",
@@ -212,6 +217,10 @@ class Metrics:
             registry=r,
         )
         self.users = Gauge("exfil_users_tracked", "Users with a baseline.", registry=r)
+
+    def _declare_run(self, r: CollectorRegistry, rr: CollectorRegistry | None) -> None:
+        """The Kafka job's: lag, checkpoints, membership, the loop, the watchdog (``rr``:
+        the registry of those only ``run`` exports, ``None`` for a replay)."""
         self.consumer_lag = Gauge(
             "exfil_consumer_lag_records",
             "Records of the audit topic not read yet, by partition this process owns.",
@@ -229,9 +238,6 @@ class Metrics:
             "When the last checkpoint (or replay --state save) completed, Unix time.",
             registry=r,
         )
-        # run's alone: a replay is in no group and has no loop (``run=False``: declared,
-        # not exported)
-        rr = r if run else None
         self.group_member = Gauge(
             "exfil_group_member",
             "1 while this run process is a member of its consumer group (heartbeats "
@@ -257,8 +263,6 @@ class Metrics:
         )
         for action in ("rejoin", "reconnect", "give_up"):  # zeros, before anything happened
             self.watchdog.labels(action)
-        self._late_seen = 0
-        self._lag_partitions: set[str] = set()
 
     # -- what the pipeline and the jobs report ---------------------------------------------
 
@@ -364,78 +368,3 @@ class Metrics:
         for family in self.registry.collect():
             names.update(family.name + s for s in suffixes.get(family.type, ("",)))
         return names
-
-
-#: Where ``run`` serves its metrics unless told otherwise.
-RUN_PORT: Final = 9717
-
-
-def serve_metrics(
-    config: Config, default_port: int | None, probes: Watchdog | None = None
-) -> tuple[Metrics | None, MetricsServer | None]:
-    """A job's metrics and their endpoint, as configured (``config.metrics_port``, else the
-    job's ``default_port``; ``(None, None)``: none). ``probes``: ``run``'s watchdog, whose
-    ``/healthz`` and ``/readyz`` are served beside ``/metrics`` with ``run``'s own metrics.
-
-    Raises
-    ------
-    MetricsError
-        A port the user asked for cannot be bound. The default port taken (another
-        detector on this host) is only a warning: the job runs, unmetered.
-    """
-    port = config.metrics_port_for(default_port)
-    if port is None:
-        return None, None
-    metrics = Metrics(run=probes is not None)
-    try:
-        return metrics, MetricsServer(metrics, port, config.metrics_addr, probes)
-    except MetricsError as exc:
-        if config.metrics_port is not None:
-            raise
-        print(
-            f"exfil-detector: warning: {exc}: metrics not served (give each process its "
-            "own --metrics-port)",
-            file=sys.stderr,
-            flush=True,
-        )
-        return None, None
-
-
-class MetricsServer:
-    """``/metrics`` of ``metrics`` over HTTP, on a thread, until :meth:`close`.
-
-    Parameters
-    ----------
-    metrics
-        What to serve.
-    port, addr
-        Where (port ``0``: any free port, see :attr:`port`).
-    probes
-        ``run``'s watchdog: ``/healthz`` and ``/readyz`` answer from it
-        (:func:`detector.streaming.health.probe_app`).
-
-    Raises
-    ------
-    MetricsError
-        The address cannot be bound (in use, not this host's).
-    """
-
-    def __init__(
-        self, metrics: Metrics, port: int, addr: str = "0.0.0.0", probes: Watchdog | None = None
-    ) -> None:
-        try:
-            self._server: WSGIServer
-            self._server, self._thread = start_http_server(port, addr, registry=metrics.registry)
-        except OSError as exc:
-            raise MetricsError(f"cannot serve metrics on {addr}:{port}: {exc.strerror}") from exc
-        if probes is not None:  # /healthz and /readyz beside /metrics
-            self._server.set_app(probe_app(self._server.get_app(), probes))
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_port)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

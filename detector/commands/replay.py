@@ -105,7 +105,7 @@ def run_replay(
     # line starts fast whatever the command
     from detector.alerts import write_jsonl
     from detector.commands.alert_table import format_alert_table
-    from detector.metrics import serve_metrics
+    from detector.metrics_server import serve_metrics
     from detector.replay import replay_files
 
     # the sys.stdout of the call, not of import time (tests swap it)

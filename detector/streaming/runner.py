@@ -56,7 +56,8 @@ import polars as pl
 from detector.alerts import write_jsonl
 from detector.config import Config
 from detector.exceptions import StreamUnhealthy
-from detector.metrics import RUN_PORT, Metrics, serve_metrics
+from detector.metrics import Metrics
+from detector.metrics_server import RUN_PORT, serve_metrics
 from detector.pipeline import Pipeline
 from detector.rules.schema import load_rules
 from detector.streaming.clients import checkpoint_store, fetch_args, producer

@@ -13,7 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from detector.config import load_config
 from detector.exceptions import ConfigError, MetricsError
-from detector.metrics import RUN_PORT, Metrics, MetricsServer, serve_metrics
+from detector.metrics import Metrics
+from detector.metrics_server import RUN_PORT, MetricsServer, serve_metrics
 from detector.replay import ReplaySummary, replay_files
 from detector.rules.schema import load_rules
 from detector.sample import bundled_sample, bundled_sample_config
