@@ -82,12 +82,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import polars as pl
 
 from detector.exceptions import ThreatRuleError
 from detector.rules.cases import RuleCase, case_failures, parse_cases
+from detector.rules.conditions import Cond, condition_columns, parse_condition
 from detector.rules.reasons import FORMATTER, Value, check_template, template_fields
 from detector.rules.vocabulary import (
     DEFAULT_ESTIMATED_NOTE,
@@ -117,19 +118,6 @@ __all__ = [
     "window_frame",
 ]
 
-_OPS: Final[dict[str, tuple[str, ...]]] = {
-    "numeric": (">=", ">", "<=", "<", "==", "!="),
-    "boolean": ("==", "!="),
-    "string": ("==", "!=", "in", "not in"),
-    "list": ("len>=", "len>", "len<=", "len<", "len==", "contains", "contains_any"),
-}
-_COMPARE: Final = dict(
-    zip(
-        _OPS["numeric"],
-        (pl.Expr.ge, pl.Expr.gt, pl.Expr.le, pl.Expr.lt, pl.Expr.eq, pl.Expr.ne),
-        strict=True,
-    )
-)
 _RULE_KEYS: Final = frozenset(
     {"id", "name", "kind", "scale", "severity", "description", "triage", "attack", "when"}
     | {"escalate", "reasons", "estimated_note", "cases"}
@@ -146,52 +134,6 @@ class AttackRef:
     tactic: str
     technique: str
     name: str
-
-
-@dataclass(frozen=True)
-class Condition:
-    """``column op value``; see the module docstring for the operators of each kind."""
-
-    column: str
-    op: str
-    value: Any
-
-    def expr(self) -> pl.Expr:
-        """The condition as a boolean polars expression (null -> false).
-
-        >>> frame = pl.DataFrame({"pages": [30.0, 2.0, None]})
-        >>> frame.select(Condition("pages", ">=", 20).expr())["pages"].to_list()
-        [True, False, False]
-        """
-        col = pl.col(self.column)
-        if self.op in _COMPARE:
-            out = _COMPARE[self.op](col, pl.lit(self.value))
-        elif self.op in ("in", "not in"):
-            out = col.is_in(list(self.value))
-            out = ~out if self.op == "not in" else out
-        elif self.op.startswith("len"):
-            out = _COMPARE[self.op[3:]](col.list.len(), pl.lit(self.value))
-        elif self.op == "contains":
-            out = col.list.contains(pl.lit(self.value))
-        else:  # contains_any
-            out = col.list.eval(pl.element().is_in(list(self.value))).list.any()
-        return out.fill_null(False)
-
-
-@dataclass(frozen=True)
-class Group:
-    """``any``/``all`` of nested conditions."""
-
-    mode: Literal["any", "all"]
-    conditions: tuple[Condition | Group, ...]
-
-    def expr(self) -> pl.Expr:
-        """``any`` -> or of the members, ``all`` -> and."""
-        exprs = [c.expr() for c in self.conditions]
-        return pl.any_horizontal(exprs) if self.mode == "any" else pl.all_horizontal(exprs)
-
-
-Cond = Condition | Group
 
 
 @dataclass(frozen=True)
@@ -232,7 +174,7 @@ class ThreatRule:
     def columns(self) -> frozenset[str]:
         """Window columns the rule reads (conditions, escalations, templates)."""
         conds = list(self.when) + [c for _, cs in self.escalate for c in cs]
-        names = {n for c in conds for n in _condition_columns(c)}
+        names = {n for c in conds for n in condition_columns(c)}
         for template in (*self.reasons, self.estimated_note):
             names |= template_fields(template)
         return frozenset(names - {"scale_name"} | {"scale", "estimated_rows"})
@@ -250,12 +192,6 @@ class ThreatRule:
         if (row.get("estimated_rows") or 0) > 0:
             out.append(FORMATTER.vformat(self.estimated_note, (), values))
         return out
-
-
-def _condition_columns(cond: Cond) -> set[str]:
-    if isinstance(cond, Condition):
-        return {cond.column}
-    return {n for c in cond.conditions for n in _condition_columns(c)}
 
 
 # -- loading ---------------------------------------------------------------------------
@@ -339,7 +275,9 @@ def parse_rule(data: Mapping[str, Any], *, source: str = "<rule>") -> ThreatRule
     attack = tuple(
         _attack(a, f"attack[{i}]", fail) for i, a in enumerate(_list(data, "attack", fail))
     )
-    when = tuple(_cond(c, f"when[{i}]", fail) for i, c in enumerate(_list(data, "when", fail)))
+    when = tuple(
+        parse_condition(c, f"when[{i}]", fail) for i, c in enumerate(_list(data, "when", fail))
+    )
     escalate = _escalate(data.get("escalate", {}), severity, fail)
     reasons = tuple(_list(data, "reasons", fail))
     note = text("estimated_note") if "estimated_note" in data else DEFAULT_ESTIMATED_NOTE
@@ -377,35 +315,6 @@ def _attack(item: Any, key: str, fail: Any) -> AttackRef:
     return AttackRef(item["tactic"], item["technique"], item["name"].strip())
 
 
-def _cond(item: Any, key: str, fail: Any) -> Cond:
-    if isinstance(item, dict) and len(item) == 1 and set(item) <= {"any", "all"}:
-        mode, members = next(iter(item.items()))
-        if not isinstance(members, list) or not members:
-            raise fail(f"{key}.{mode}", "must be a non-empty list of conditions")
-        return Group(
-            mode, tuple(_cond(c, f"{key}.{mode}[{i}]", fail) for i, c in enumerate(members))
-        )
-    if not isinstance(item, dict) or set(item) != {"column", "op", "value"}:
-        raise fail(key, "must be {column, op, value}, {any = [...]} or {all = [...]}")
-    column, op, value = item["column"], item["op"], item["value"]
-    kind = WINDOW_COLUMNS.get(column)
-    if kind is None:
-        raise fail(f"{key}.column", f"unknown window column {column!r}")
-    if op not in _OPS.get(kind, ()):
-        allowed = ", ".join(_OPS.get(kind, ())) or "none: it cannot be tested"
-        raise fail(f"{key}.op", f"{op!r} not valid for {kind} column {column!r} (valid: {allowed})")
-    if op in ("in", "not in", "contains_any"):
-        ok = isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
-    elif op.startswith("len"):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        expected = {"numeric": (int, float), "boolean": (bool,)}.get(kind, (str,))
-        ok = isinstance(value, expected) and (kind == "boolean" or not isinstance(value, bool))
-    if not ok:
-        raise fail(f"{key}.value", f"{value!r} does not fit op {op!r} on {kind} column {column!r}")
-    return Condition(column, op, value)
-
-
 def _escalate(data: Any, base: str, fail: Any) -> tuple[tuple[str, tuple[Cond, ...]], ...]:
     if not isinstance(data, dict):
         raise fail("escalate", "must be a table of severity = [conditions]")
@@ -417,7 +326,12 @@ def _escalate(data: Any, base: str, fail: Any) -> tuple[tuple[str, tuple[Cond, .
             raise fail(f"escalate.{level}", f"must be more severe than the base {base!r}")
         conds = _list(data, level, lambda k, m: fail(f"escalate.{k}", m))
         out.append(
-            (level, tuple(_cond(c, f"escalate.{level}[{i}]", fail) for i, c in enumerate(conds)))
+            (
+                level,
+                tuple(
+                    parse_condition(c, f"escalate.{level}[{i}]", fail) for i, c in enumerate(conds)
+                ),
+            )
         )
     unknown = sorted(set(data) - set(SEVERITIES))
     if unknown:
