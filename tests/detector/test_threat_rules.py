@@ -13,14 +13,13 @@ import pytest
 
 from detector.exceptions import ThreatRuleError
 from detector.rules.cases import NO_MATCH, case_failures
+from detector.rules.conditions import Condition, Group
 from detector.rules.matching import match_rules
 from detector.rules.schema import (
     KINDS,
     MODEL_FEATURES,
     SEVERITIES,
     WINDOW_COLUMNS,
-    Condition,
-    Group,
     ThreatRule,
     dummy_row,
     load_rules,
