@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from detector.lab.evaluation.report import read_json, render_markdown  # noqa: E402
 
+ABLATION_BEGIN = "<!-- ablation: bench/ablation.py -->"
 DEFAULT_SETS = ("postgres:11:50:21", "postgres:23:60:28", "mariadb:37:55:21")
 CLI = [sys.executable, "-m", "detector"]
 
@@ -85,11 +86,16 @@ def main() -> int:
     minutes = (time.monotonic() - started) / 60
     command = shlex.join(["python", "bench/detection_quality.py", "--sets", *args.sets])
     text = render_markdown(results)
+    # bench/ablation.py's section (between its markers) stays
+    old = args.results.read_text(encoding="utf-8") if args.results.is_file() else ""
+    kept = ""
+    if ABLATION_BEGIN in old:
+        kept = "\n" + ABLATION_BEGIN + old.split(ABLATION_BEGIN, 1)[1]
     args.results.write_text(
         "# Detection quality on simulated sets\n\n"
         f"Produced by `{command}` ({minutes:.0f} min on this machine). Each set is a fresh\n"
         "simulation (`exfil-detector simulate --db DB --seed S --users U --days D`) of the\n"
-        "evaluation campaign, scored by `exfil-detector evaluate --logs DIR`.\n\n" + text,
+        "evaluation campaign, scored by `exfil-detector evaluate --logs DIR`.\n\n" + text + kept,
         encoding="utf-8",
     )
     print(f"wrote {args.results}")

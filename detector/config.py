@@ -48,6 +48,8 @@ Config file (TOML)
     learn_every_hours = 1.0   # models learn once per this much event time (24: daily, faster)
     so_far = true             # hour and day patterns also judged on the hour/day so far, as
                               # each 5 minutes/hour closes (false: at the window's end only)
+    multivariate = true       # river HalfSpaceTrees adds to the score of matched windows
+    peer_clusters = true      # users without a role get learned peer groups (k-means)
     feedback = "feedback.toml"  # analyst verdicts: expected jobs, false positives
 
     [kafka]                   # exfil-detector run / ship (bootstrap from --bootstrap)
@@ -126,6 +128,9 @@ _DETECTION_KEYS: Mapping[str, type] = {
     "statement_min_rows": float,
     "learn_every_hours": float,
 }
+#: ``[detection]`` switches (true or false): judging the hour/day so far, and the two
+#: online models that can be turned off (the evaluation's ablations, ``--without``)
+_DETECTION_FLAGS: Final = ("so_far", "multivariate", "peer_clusters")
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,10 @@ class Config:
     statement_min_rows: float = 100.0
     learn_every_hours: float = 1.0
     so_far: bool = True
+    #: river HalfSpaceTrees over the z-vector adds to matched windows' scores
+    multivariate: bool = True
+    #: learned peer groups (scikit-learn k-means) for users the config gives no role
+    peer_clusters: bool = True
     roles: tuple[tuple[str, str], ...] = ()
     service_roles: frozenset[str] = frozenset()
     state: Path | None = None
@@ -311,7 +320,7 @@ def _from_file(path: Path) -> dict[str, Any]:
     detection = dict(data.get("detection", {}))
     if "feedback" in detection:
         values["feedback"] = (path.parent / str(detection.pop("feedback"))).resolve()
-    bad = set(detection) - set(_DETECTION_KEYS) - {"so_far"}
+    bad = set(detection) - set(_DETECTION_KEYS) - set(_DETECTION_FLAGS)
     if bad:
         raise ConfigError(f"config file {path}: unknown key(s) in [detection]: {sorted(bad)}")
     values.update(detection)
@@ -370,8 +379,9 @@ def load_config(
     for name in ("catalog", "id_hash_key_file", "state", "feedback", "kafka_sasl_password_file"):
         if values.get(name) is not None:
             values[name] = Path(values[name])
-    if not isinstance(values.get("so_far", True), bool):
-        raise ConfigError(f"so_far must be true or false, got {values['so_far']!r}")
+    for name in _DETECTION_FLAGS:
+        if not isinstance(values.get(name, True), bool):
+            raise ConfigError(f"{name} must be true or false, got {values[name]!r}")
     for name, kind in _DETECTION_KEYS.items():
         if name in values:
             try:

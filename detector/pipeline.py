@@ -36,7 +36,7 @@ from detector.config import Config
 from detector.detector_state import DetectorState, PartState, window_clock
 from detector.rules.matching import match_rules, render_reasons
 from detector.rules.schema import ThreatRule
-from detector.scoring import Scorer
+from detector.scoring import PEER_CLUSTERS, Scorer
 from features.access import event_features
 from features.catalog import Catalog
 from features.enrich import enrich
@@ -107,7 +107,11 @@ class Pipeline:
         if state is None:
             state = DetectorState(
                 id_key=config.id_hash_key() if id_key is None else id_key,
-                scorer=Scorer(service_roles=config.service_roles),
+                scorer=Scorer(
+                    service_roles=config.service_roles,
+                    multivariate=config.multivariate,
+                    peer_clusters=PEER_CLUSTERS if config.peer_clusters else 0,
+                ),
             )
         self.state = state
         for scale in _SCALES:

@@ -44,6 +44,8 @@ from models.hour_profile import HourProfile
 from models.multivariate import HalfSpaceScorer
 from models.peer_clusters import PeerClusters
 
+#: Learned peer groups for users without a role (0: none).
+PEER_CLUSTERS: Final = 8
 #: Which baseline scores each scale.
 BASELINE_OF: Final = {"statement": "1d", "5m": "5m", "1h": "1h", "1d": "1d"}
 #: Peer group of users whose role is not configured, until they are clustered.
@@ -98,7 +100,10 @@ class Scorer:
     peer_clusters
         Learned peer groups (scikit-learn mini-batch k-means over users' daily
         baselines) for users whose role the config does not give; they are judged against
-        everyone until they have :data:`CLUSTER_AFTER_DAYS` days of history.
+        everyone until they have :data:`CLUSTER_AFTER_DAYS` days of history (0: none,
+        they stay with everyone).
+    multivariate
+        Whether river HalfSpaceTrees scores matched windows (:meth:`refine`).
     seed
         Seed of the multivariate model and the clustering.
     """
@@ -111,8 +116,9 @@ class Scorer:
         hst_sample: int = 32,
         cusum_allowance: float = 1.0,
         cusum_clip: float = 3.0,
-        peer_clusters: int = 8,
+        peer_clusters: int = PEER_CLUSTERS,
         seed: int = 42,
+        multivariate: bool = True,
     ) -> None:
         self.service_roles = service_roles
         self.prior_weight = prior_weight
@@ -122,6 +128,7 @@ class Scorer:
         self.cusum_clip = cusum_clip
         self.peer_clusters = peer_clusters
         self.seed = seed
+        self.multivariate = multivariate
 
     def _init(self) -> None:
         if hasattr(self, "user_table_"):
@@ -150,7 +157,7 @@ class Scorer:
         self.hst_ = {
             s: HalfSpaceScorer(WINDOW_FEATURES, seed=self.seed) for s in ("5m", "1h", "1d")
         }
-        self.clusters_ = PeerClusters(self.peer_clusters, seed=self.seed)
+        self.clusters_ = PeerClusters(max(1, self.peer_clusters), seed=self.seed)
         self.unroled_ = np.empty(0, dtype=bool)
 
     def index(self, users: pl.Series, roles: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -287,7 +294,7 @@ class Scorer:
 
         The forest walks one row at a time in Python, so it only sees candidates; pure.
         """
-        if matches.is_empty():
+        if matches.is_empty() or not self.multivariate:
             return matches
         z = np.nan_to_num(matches.select([f"z_{f}" for f in WINDOW_FEATURES]).to_numpy())
         base_scale = matches["scale"].replace_strict(BASELINE_OF).to_numpy()
@@ -415,7 +422,8 @@ class Scorer:
                 self.baselines_[s].learn_many(idx[rows][r], X[rows][r])
             order = _sample_order(frame[rows])
             self._learn_peers(s, order, gidx[rows], X[rows])
-            self.hst_[s].learn_many(Z[rows][order[: self.hst_sample]])
+            if self.multivariate:
+                self.hst_[s].learn_many(Z[rows][order[: self.hst_sample]])
         if (keep & day).any():
             self._regroup()
         hourly = np.flatnonzero(keep & (scale == "1h"))
@@ -449,6 +457,8 @@ class Scorer:
 
     def _regroup(self) -> None:
         """Learned peer groups for users without a role, once they have a few days."""
+        if self.peer_clusters <= 0:
+            return
         days = self.baselines_["1d"]
         n = self.user_table_.height
         counts = np.zeros(n, dtype=np.int64)

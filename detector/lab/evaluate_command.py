@@ -49,6 +49,16 @@ def add_parser(sub: Any) -> None:
         metavar="FILE",
         help="also write the numbers as JSON",
     )
+    v.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=("multivariate", "peer-clusters", "roles"),
+        help="take a part of the detector away (repeatable): an ablation",
+    )
+    v.add_argument(
+        "--no-baselines", action="store_true", help="score the detector alone (ablations)"
+    )
     v.add_argument("--quiet", action="store_true", help="no progress lines")
     v.set_defaults(run=run)
 
@@ -65,4 +75,6 @@ def run(args: argparse.Namespace) -> int:
         warmup_days=args.warmup_days,
         json_out=args.json_out,
         progress=None if args.quiet else sys.stderr,
+        without=args.without,
+        baselines=not args.no_baselines,
     )

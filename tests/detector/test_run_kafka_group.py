@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,10 +86,9 @@ def _group_run(
     restart: bool,
     session: int = 8,
     freeze: bool = False,
-    layout: bool = False,
 ) -> GroupRun:
-    """``layout``: the alerts are compared with another run's, so no record may be read
-    before the group has settled (see :func:`_settled`)."""
+    """Three ``run`` processes in one group judge the sample, produced in chunks once the
+    group has settled (see :func:`_settled`); one is killed (and restarted) or frozen."""
     name = topic(broker)
     records = [(k, r.encode()) for k, r in sample_records(bundled_sample())]
     state = tmp_path / f"state-{name}"  # shared by the group's processes
@@ -110,20 +110,24 @@ def _group_run(
     procs = [start(f"p{k}") for k in range(3)]
     victim = procs[0]
     try:
-        if layout:
-            _settled(broker, f"g-{name}", procs)
-        else:
-            time.sleep(8)  # the group settles before the first record: two partitions each
+        # every process a member, two partitions each, before the first record (a fixed
+        # wait was not enough on a loaded machine: a process still starting was frozen
+        # before it ever joined, or a record was judged in a passing layout)
+        _settled(broker, f"g-{name}", procs)
         step = len(records) // CHUNKS + 1
         for k in range(CHUNKS):
             produce(broker, name, records[k * step : (k + 1) * step])
             time.sleep(2)
             if freeze and k == CHUNKS // 2 - 1:
                 victim.send_signal(signal.SIGSTOP)
-                time.sleep(session + 8)  # evicted; the others claim its partitions
+                # evicted (the broker says so: a fixed wait was not enough on a loaded
+                # machine), then the others claim its partitions meanwhile
+                evicted = lambda: _evicted(broker, f"g-{name}", "p0")  # noqa: E731
+                _until(evicted, 180, "the frozen p0 never evicted")
+                time.sleep(4)
                 victim.send_signal(signal.SIGCONT)
             if kill and k == CHUNKS // 2 - 1:
-                assert any(state.glob("partitions/*.bin")), "nothing checkpointed yet"
+                _until(lambda: any(state.glob("partitions/*.bin")), 120, "nothing checkpointed")
                 victim.send_signal(signal.SIGKILL)
                 victim.wait(timeout=10)
                 if restart:
@@ -139,6 +143,27 @@ def _group_run(
         assert p.returncode == 0, err[-3000:]
     _assert_all_committed(broker, name)
     return GroupRun(name, _latest(broker, f"{name}-alerts"), outs)
+
+
+def _until(done: Callable[[], bool], seconds: float, why: str) -> None:
+    """Until ``done()``, at most ``seconds`` (then the test fails with ``why``)."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, why
+        time.sleep(0.5)
+
+
+def _evicted(broker: KafkaBroker, group: str, instance: str) -> bool:
+    """Whether the broker removed ``group``'s member of static ``instance`` for its
+    silence (its log says so)."""
+    log = broker.directory / "logs" / "server.log"
+    text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+    return any(
+        f"group {group} " in line
+        and f"removing member {instance}-" in line
+        and "heartbeat expiration" in line
+        for line in text.splitlines()
+    )
 
 
 def _settled(
@@ -198,9 +223,7 @@ def _consumed(out: str) -> int:
 
 @pytest.fixture(scope="module")
 def clean(kafka_broker: KafkaBroker, tmp_path_factory: pytest.TempPathFactory) -> GroupRun:
-    return _group_run(
-        kafka_broker, tmp_path_factory.mktemp("clean"), kill=False, restart=False, layout=True
-    )
+    return _group_run(kafka_broker, tmp_path_factory.mktemp("clean"), kill=False, restart=False)
 
 
 def test_a_killed_process_restarted_under_its_id_changes_no_alert(
@@ -209,7 +232,7 @@ def test_a_killed_process_restarted_under_its_id_changes_no_alert(
     # a session timeout the restart beats even on a loaded machine: the group must not
     # move the victim's partitions to the survivors meanwhile (their peers would judge
     # its users: see "What depends on the process layout" in ARCHITECTURE.md)
-    killed = _group_run(kafka_broker, tmp_path, kill=True, restart=True, session=30, layout=True)
+    killed = _group_run(kafka_broker, tmp_path, kill=True, restart=True, session=30)
     replacement = _consumed(killed.outs[-1][0])
     assert 0 < replacement < sum(_consumed(out) for out, _ in clean.outs)
     assert len(clean.alerts) >= 10

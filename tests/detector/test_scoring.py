@@ -144,3 +144,9 @@ def test_a_scheduled_job_off_its_hour_scores_on_its_third_day() -> None:
     assert usual[0] < 1.5 and usual[1] < 1.0
     assert off[0] > 6.5 and off[1] >= 2 * (off[0] - 3.0)
     assert person[0] > 6.5 and person[1] <= off[1] / 2
+
+
+def test_without_the_multivariate_model_matched_windows_keep_their_score() -> None:
+    scorer = Scorer(multivariate=False)
+    matches = pl.DataFrame({"scale": ["1h"], "raw_score": [4.0]})
+    assert scorer.refine(matches).equals(matches)

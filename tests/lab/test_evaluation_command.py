@@ -15,6 +15,7 @@ import pytest
 
 from detector.alerts import write_jsonl
 from detector.config import load_config
+from detector.lab.evaluation.ablation import ablate
 from detector.lab.evaluation.baselines import BASELINES
 from detector.lab.evaluation.errors import EvaluationError
 from detector.lab.evaluation.evaluate import evaluate, run_evaluate
@@ -192,3 +193,23 @@ def _empty(tmp_path: Path) -> Path:
     path = tmp_path / "none.jsonl"
     path.write_text("", encoding="utf-8")
     return path
+
+
+def test_an_ablation_scores_the_detector_without_the_part_and_without_baselines(
+    sample_dir: Path,
+) -> None:
+    full = evaluate(sample_dir, baselines=False)
+    ablated = evaluate(sample_dir, without={"multivariate", "roles"}, baselines=False)
+    assert [d.name for d in full.detectors] == [d.name for d in ablated.detectors] == ["ours"]
+    assert ablated.detectors[0].description.endswith("without multivariate, roles")
+    assert full.detectors[0].overall.caught == full.detectors[0].overall.total > 0
+    with pytest.raises(EvaluationError, match="--without 'hst'"):
+        evaluate(sample_dir, without={"hst"}, baselines=False)
+
+
+def test_ablations_take_the_parts_away_from_the_config(sample_dir: Path) -> None:
+    config = resolve_config(read_logs_dir(sample_dir))
+    assert config.roles and config.service_roles and config.multivariate
+    bare = ablate(config, {"roles", "peer-clusters", "multivariate"})
+    assert (bare.roles, bare.service_roles) == ((), frozenset())
+    assert not bare.multivariate and not bare.peer_clusters

@@ -11,13 +11,16 @@ logs at most twice. Every detector is scored by the same rules
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final, TextIO
 
 import polars as pl
 
 from detector.config import Config
+from detector.lab.evaluation.ablation import ablate
 from detector.lab.evaluation.baselines import BASELINES
 from detector.lab.evaluation.detections import Detection, from_alerts, read_alerts_jsonl
 from detector.lab.evaluation.errors import EvaluationError
@@ -42,6 +45,8 @@ def evaluate(
     config: Config | None = None,
     warmup_days: int = DEFAULT_WARMUP_DAYS,
     progress: TextIO | None = None,
+    without: Iterable[str] = (),
+    baselines: bool = True,
 ) -> EvaluationResult:
     """Score our detector and the baselines on ``logs_dir``; return the numbers.
 
@@ -58,6 +63,11 @@ def evaluate(
         Whole UTC days from the first statement's day before false alerts count.
     progress
         Where to say what is being done (nothing when ``None``).
+    without
+        Parts of the detector taken away (:mod:`detector.lab.evaluation.ablation`).
+    baselines
+        Whether the baselines are scored too (an ablation compares the detector with
+        itself: they are the same in every variant).
 
     Raises
     ------
@@ -68,7 +78,8 @@ def evaluate(
     if warmup_days < 0:
         raise EvaluationError(f"warm-up days must be >= 0, got {warmup_days}")
     logs = read_logs_dir(logs_dir)
-    config = config or resolve_config(logs)
+    without = sorted(set(without))
+    config = ablate(config or resolve_config(logs), without)
 
     def say(message: str) -> None:
         if progress is not None:
@@ -86,23 +97,12 @@ def evaluate(
     last = statements["event_time"].max()
     until = warmup_end(first, warmup_days)  # type: ignore[arg-type]
     activity = active_days(statements)
+    described = OURS_DESCRIPTION + (f", without {', '.join(without)}" if without else "")
     scores: list[DetectorScore] = [
-        score_detector(OURS, OURS_DESCRIPTION, ours, logs.labels, activity, until)
+        score_detector(OURS, described, ours, logs.labels, activity, until)
     ]
-    for baseline in BASELINES:
-        say(f"baseline {baseline.name}")
-        run = baseline.run(statements, until)
-        scores.append(
-            score_detector(
-                baseline.name,
-                baseline.description,
-                run.detections,
-                logs.labels,
-                activity,
-                until,
-                note=run.note,
-            )
-        )
+    if baselines:
+        scores += _baselines(statements, logs.labels, activity, until, say)
     reads = statements.filter(pl.col("rows") > 0)
     return EvaluationResult(
         logs=str(logs.path),
@@ -119,6 +119,32 @@ def evaluate(
     )
 
 
+def _baselines(
+    statements: pl.DataFrame,
+    labels: pl.DataFrame,
+    activity: pl.DataFrame,
+    until: dt.datetime,
+    say: Callable[[str], None],
+) -> list[DetectorScore]:
+    """Every baseline run on the statements and scored like ours."""
+    scores = []
+    for baseline in BASELINES:
+        say(f"baseline {baseline.name}")
+        run = baseline.run(statements, until)
+        scores.append(
+            score_detector(
+                baseline.name,
+                baseline.description,
+                run.detections,
+                labels,
+                activity,
+                until,
+                note=run.note,
+            )
+        )
+    return scores
+
+
 def run_evaluate(
     logs_dir: Path,
     *,
@@ -128,6 +154,8 @@ def run_evaluate(
     json_out: Path | None = None,
     stream: TextIO | None = None,
     progress: TextIO | None = None,
+    without: Iterable[str] = (),
+    baselines: bool = True,
 ) -> int:
     """The ``evaluate`` command: :func:`evaluate`, the table to ``stream`` (default: the
     current ``sys.stdout``), the numbers to ``json_out``. Returns the exit status (0)."""
@@ -138,6 +166,8 @@ def run_evaluate(
         config=config,
         warmup_days=warmup_days,
         progress=progress,
+        without=without,
+        baselines=baselines,
     )
     print(format_report(result), file=stream)
     if json_out is not None:
