@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
 from typing import ClassVar, Final
 
 import polars as pl
@@ -21,8 +20,8 @@ import polars as pl
 from streams.base import MAX_RECORD_CHARS, ParseResult
 from streams.chunking import count_lines
 from streams.deadletter import empty_rejects, rejects_frame
-from streams.pg.records import PgEventBuilder, PreparedRecords, RawLookup, prepare_records
-from streams.pg.timestamps import DEFAULT_ABBREVIATIONS
+from streams.pg.base import PgParser
+from streams.pg.records import PreparedRecords, RawLookup, prepare_records
 
 CSV_COLUMNS: Final = (
     "log_time", "user_name", "database_name", "process_id", "connection_from",
@@ -158,7 +157,7 @@ def _raw_lookup(frame: pl.DataFrame) -> RawLookup:
     return raw_of
 
 
-class PgauditCsvlogParser:
+class PgauditCsvlogParser(PgParser):
     """Parser for ``log_destination = 'csvlog'`` files.
 
     Parameters
@@ -184,20 +183,6 @@ class PgauditCsvlogParser:
 
     format_name: ClassVar[str] = "pgaudit-csv"
     record_start: ClassVar[re.Pattern[str]] = _RECORD_START
-
-    def __init__(
-        self, *, server: str | None = None, abbreviations: Mapping[str, int] = DEFAULT_ABBREVIATIONS
-    ) -> None:
-        self.server = server
-        self.abbreviations = abbreviations
-
-    @property
-    def builder_(self) -> PgEventBuilder:
-        if not hasattr(self, "_builder"):
-            self._builder = PgEventBuilder(
-                self.format_name, server=self.server, abbreviations=self.abbreviations
-            )
-        return self._builder
 
     def prepare_bytes(
         self, data: bytes, *, source: str, first_line: int, lines: int | None = None
@@ -244,9 +229,6 @@ class PgauditCsvlogParser:
         )
         result = self.builder_.feed(records, _raw_lookup(frame))
         return ParseResult(result.events, pl.concat([rejects, result.rejects]), lines)
-
-    def flush(self) -> ParseResult:
-        return self.builder_.flush()
 
     @staticmethod
     def _fast(data: bytes, columns: tuple[int, ...] | None) -> pl.DataFrame | None:

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from typing import ClassVar, Final
 
 import polars as pl
 
 from streams.base import MAX_RECORD_CHARS, ParseResult
 from streams.deadletter import empty_rejects, rejects_frame
-from streams.pg.records import PgEventBuilder
-from streams.pg.timestamps import DEFAULT_ABBREVIATIONS
+from streams.pg.base import PgParser
 
 #: The jsonlog keys we read; PostgreSQL omits keys whose value is null.
 JSON_SCHEMA: Final = pl.Schema(
@@ -61,7 +59,7 @@ def _records(frame: pl.DataFrame, source: str, lines: list[int]) -> pl.DataFrame
     )
 
 
-class PgauditJsonlogParser:
+class PgauditJsonlogParser(PgParser):
     """Parser for ``log_destination = 'jsonlog'`` files.
 
     Examples
@@ -78,20 +76,6 @@ class PgauditJsonlogParser:
     format_name: ClassVar[str] = "pgaudit-json"
     record_start: ClassVar[re.Pattern[str]] = re.compile(r"\{")
 
-    def __init__(
-        self, *, server: str | None = None, abbreviations: Mapping[str, int] = DEFAULT_ABBREVIATIONS
-    ) -> None:
-        self.server = server
-        self.abbreviations = abbreviations
-
-    @property
-    def builder_(self) -> PgEventBuilder:
-        if not hasattr(self, "_builder"):
-            self._builder = PgEventBuilder(
-                self.format_name, server=self.server, abbreviations=self.abbreviations
-            )
-        return self._builder
-
     def feed(self, text: str, *, source: str, first_line: int) -> ParseResult:
         raw_lines = text.split("\n")
         if raw_lines and raw_lines[-1] == "":
@@ -106,9 +90,6 @@ class PgauditJsonlogParser:
             frame, numbers, rejects = self._slow(kept, numbers, source)
         result = self.builder_.feed(_records(frame, source, numbers))
         return ParseResult(result.events, pl.concat([rejects, result.rejects]), len(raw_lines))
-
-    def flush(self) -> ParseResult:
-        return self.builder_.flush()
 
     @staticmethod
     def _valid(frame: pl.DataFrame) -> pl.Series:

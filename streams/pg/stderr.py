@@ -20,15 +20,15 @@ import polars as pl
 
 from streams.base import MAX_RECORD_CHARS, ParseResult
 from streams.deadletter import REJECT_SCHEMA
+from streams.pg.base import PgParser
 from streams.pg.prefix import DEFAULT_PREFIX, record_pattern
-from streams.pg.records import PgEventBuilder
 from streams.pg.timestamps import DEFAULT_ABBREVIATIONS
 
 #: Severities that continue the record before them rather than stand alone.
 AUX_SEVERITIES: Final = ("STATEMENT", "DETAIL", "HINT", "CONTEXT", "QUERY", "LOCATION")
 
 
-class PgauditStderrParser:
+class PgauditStderrParser(PgParser):
     """Parser for ``log_destination = 'stderr'`` files.
 
     Parameters
@@ -59,9 +59,8 @@ class PgauditStderrParser:
         server: str | None = None,
         abbreviations: Mapping[str, int] = DEFAULT_ABBREVIATIONS,
     ) -> None:
+        super().__init__(server=server, abbreviations=abbreviations)
         self.log_line_prefix = log_line_prefix
-        self.server = server
-        self.abbreviations = abbreviations
 
     @property
     def pattern_(self) -> str:
@@ -78,14 +77,6 @@ class PgauditStderrParser:
                 self.pattern_.replace("(?P<severity>", f"(?!(?:{aux}):)(?P<severity>", 1)
             )
         return self._record_start
-
-    @property
-    def builder_(self) -> PgEventBuilder:
-        if not hasattr(self, "_builder"):
-            self._builder = PgEventBuilder(
-                self.format_name, server=self.server, abbreviations=self.abbreviations
-            )
-        return self._builder
 
     def feed(self, text: str, *, source: str, first_line: int) -> ParseResult:
         raw_lines = text.split("\n")
@@ -146,9 +137,6 @@ class PgauditStderrParser:
             [stray.cast(REJECT_SCHEMA), long_rejects.cast(REJECT_SCHEMA), result.rejects]  # type: ignore[arg-type]
         )
         return ParseResult(result.events, rejects, len(raw_lines))
-
-    def flush(self) -> ParseResult:
-        return self.builder_.flush()
 
     @staticmethod
     def _attach_aux(fields: pl.DataFrame) -> pl.DataFrame:
