@@ -108,6 +108,9 @@ class Scorer:
         Seed of the multivariate model and the clustering.
     """
 
+    #: a scorer saved before the switch existed has none: its forests were on
+    multivariate: bool = True
+
     def __init__(
         self,
         service_roles: frozenset[str] = frozenset(),
