@@ -193,6 +193,59 @@ class _Deliveries:
             return self._settled.wait_for(lambda: self.count >= sent, timeout)
 
 
+def _producer(client_args: dict[str, Any], bootstrap: str) -> Any:
+    """An idempotent producer that waits for every replica and creates no topic."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    try:
+        return KafkaProducer(
+            **client_args,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=LINGER_MS,
+            compression_type=None,
+            allow_auto_create_topics=False,
+            batch_size=BATCH_BYTES,
+        )
+    except KafkaError as exc:
+        raise ShipError(f"cannot reach Kafka at {bootstrap}: {_describe(exc)}") from exc
+
+
+def _send_all(
+    producer: Any, topic: str, plan: Any, rate: float | None, deliveries: _Deliveries
+) -> tuple[int, int]:
+    """Every keyed record of ``plan`` sent (at most ``rate`` per second), until one fails;
+    the records and bytes sent."""
+    from kafka.errors import KafkaError
+
+    sent = sent_bytes = 0
+    due = time.monotonic()
+    for record in keyed_records(plan):
+        if deliveries.failure is not None:
+            break
+        if rate is not None:
+            # Each send is due 1/rate after the previous one was due, so oversleeping a
+            # little does not slow the run; a stall (the first send waits for the
+            # topic's metadata) is not caught up with a burst: never faster than rate.
+            now = time.monotonic()
+            if due > now:
+                time.sleep(due - now)
+            due = max(due, now) + 1 / rate
+        try:
+            future = producer.send(topic, key=record.key.encode(), value=record.value)
+        except KafkaError as exc:
+            raise ShipError(
+                f"cannot send the record at {record.source}:{record.line} "
+                f"({len(record.value)} bytes): {_describe(exc)}"
+            ) from exc
+        future.add_callback(deliveries.acked)
+        future.add_errback(deliveries.failed, record.source, record.line, len(record.value))
+        sent += 1
+        sent_bytes += len(record.value)
+    return sent, sent_bytes
+
+
 def run_ship(
     paths: Sequence[Path],
     config: Config,
@@ -209,7 +262,6 @@ def run_ship(
     Raises :class:`ShipError` (exit status 1) when the topic is missing or a record is not
     delivered; config and input errors raise their own project errors.
     """
-    from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
     started = time.monotonic()
@@ -222,44 +274,10 @@ def run_ship(
             f"exfil-detector: note: topic {topic!r} exists with {partitions} partitions",
             file=sys.stderr,
         )
-    try:
-        producer = KafkaProducer(
-            **client_args,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=LINGER_MS,
-            compression_type=None,
-            allow_auto_create_topics=False,
-            batch_size=BATCH_BYTES,
-        )
-    except KafkaError as exc:
-        raise ShipError(f"cannot reach Kafka at {bootstrap}: {_describe(exc)}") from exc
+    producer = _producer(client_args, bootstrap)
     deliveries = _Deliveries()
-    sent = sent_bytes = 0
     try:
-        due = time.monotonic()
-        for record in keyed_records(plan):
-            if deliveries.failure is not None:
-                break
-            if rate is not None:
-                # Each send is due 1/rate after the previous one was due, so oversleeping a
-                # little does not slow the run; a stall (the first send waits for the
-                # topic's metadata) is not caught up with a burst: never faster than rate.
-                now = time.monotonic()
-                if due > now:
-                    time.sleep(due - now)
-                due = max(due, now) + 1 / rate
-            try:
-                future = producer.send(topic, key=record.key.encode(), value=record.value)
-            except KafkaError as exc:
-                raise ShipError(
-                    f"cannot send the record at {record.source}:{record.line} "
-                    f"({len(record.value)} bytes): {_describe(exc)}"
-                ) from exc
-            future.add_callback(deliveries.acked)
-            future.add_errback(deliveries.failed, record.source, record.line, len(record.value))
-            sent += 1
-            sent_bytes += len(record.value)
+        sent, sent_bytes = _send_all(producer, topic, plan, rate, deliveries)
         # flush() only hurries the sends along: it can raise on a failed batch
         # ("Future not done" in kafka-python 3.0.12) before its records' errbacks have
         # run, so what settles the run is every record's own callback.
