@@ -153,6 +153,13 @@ def parse_audit(frame: pl.DataFrame, message: str = "message") -> pl.DataFrame:
     >>> s.select("statement_id", "object_name", "statement", "rows").row(0)
     (3, 'public.t', 'SELECT a, "b" FROM t', 7)
     """
+    parsed = _common_layouts(frame, message)
+    return _typed(_general_layouts(parsed))
+
+
+def _common_layouts(frame: pl.DataFrame, message: str) -> pl.DataFrame:
+    """The header split on commas and the common tails parsed in a few kernels; rows left
+    to the general path are marked ``_general``."""
     msg = pl.col(message)
     # "AUDIT: " stays on the first field: it holds no comma, so the split is the same.
     lazy = frame.lazy().with_columns(msg.str.splitn(",", 7).alias("_h"))
@@ -195,7 +202,12 @@ def parse_audit(frame: pl.DataFrame, message: str = "message") -> pl.DataFrame:
         pl.coalesce(plain.field("field_2"), after_fields.field("field_1")).alias("parameter"),
         pl.coalesce(plain.field("field_3"), after_fields.field("field_2")).alias("_r3"),
     )
-    parsed = lazy.drop("_plain", "_sq", "_nul", "_simple", "_after", "_qt").collect()
+    return lazy.drop("_plain", "_sq", "_nul", "_simple", "_after", "_qt").collect()
+
+
+def _general_layouts(parsed: pl.DataFrame) -> pl.LazyFrame:
+    """The ``_general`` rows' tails parsed field by field (each distinct tail once) and put
+    back in place."""
     general = parsed.get_column("_general")
     if general.any():
         # A minority of rows: parse them alone and put the fields back in place.
@@ -220,6 +232,12 @@ def parse_audit(frame: pl.DataFrame, message: str = "message") -> pl.DataFrame:
         )
     else:
         lazy = parsed.lazy()
+    return lazy
+
+
+def _typed(lazy: pl.LazyFrame) -> pl.DataFrame:
+    """Ids and rows as integers, the audit type where the payload is valid, the helper
+    columns dropped."""
     lazy = lazy.with_columns(
         pl.col("_f1").cast(pl.Int64, strict=False).alias("statement_id"),
         pl.col("_f2").cast(pl.Int64, strict=False).alias("substatement_id"),
