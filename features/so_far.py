@@ -64,21 +64,7 @@ def so_far(
     ``earlier`` holds the parts closed before, keyed by the longer window's start (the
     second value this function returned).
     """
-    new_sums = _parts(closed.sums, whole, part).with_columns(_new=pl.lit(True))
-    sums = (
-        new_sums
-        if earlier is None
-        else pl.concat([_before(earlier.sums).with_columns(_new=pl.lit(False)), new_sums])
-    )
-    # (user, window, _t) is unique: earlier parts sit at the window's start, new ones at
-    # their ends, so the order is total
-    running = sums.sort(*_BY, "_t").with_columns(
-        pl.col("statements", *SUMS).cum_sum().over(_BY),
-        pl.col("max_statement_rows").cum_max().over(_BY),
-        pl.col("first_time").cum_min().over(_BY),
-        pl.col("last_time").cum_max().over(_BY),
-        window_end=pl.col("_t"),
-    )
+    running = _running_sums(earlier, closed, whole, part)
     # one row per new part, except a window's last (the window itself closes with it)
     ends = pl.col("window_end") < pl.col("window_start") + whole
     rows = running.filter(pl.col("_new") & ends).drop("_t", "_new")
@@ -93,6 +79,54 @@ def so_far(
         for name, frame in closed.sets.items()
     }  # fmt: skip
     keys = rows.select(_AT).sort(_AT)
+    rows = _distinct_so_far(rows, keys, firsts)
+    new_evidence = _parts(closed.evidence, whole, part)
+    evidence = (
+        new_evidence
+        if earlier is None
+        else pl.concat([_before(earlier.evidence), new_evidence], how="diagonal_relaxed")
+    )
+    rows = rows.join(_evidence_so_far(keys, evidence), on=_AT, how="left").with_columns(
+        *(pl.col(out).fill_null(0.0) for out in COUNTED.values()),
+        *(pl.col(n).fill_null(pl.lit([], dtype=pl.List(pl.String))) for n in LISTED),
+        scale=pl.lit(scale),
+    )
+    kept = OpenWindows(
+        running.unique(subset=_BY, keep="last", maintain_order=True).drop(
+            "_t", "_new", "window_end"
+        ),
+        {name: frame.drop("_t") for name, frame in firsts.items()},
+        top_evidence(evidence.drop("_t")),
+    )
+    return rows, kept
+
+
+def _running_sums(
+    earlier: OpenWindows | None, closed: OpenWindows, whole: dt.timedelta, part: dt.timedelta
+) -> pl.DataFrame:
+    """Every part's sums added up from its window's start (``_new``: a part just closed)."""
+    new_sums = _parts(closed.sums, whole, part).with_columns(_new=pl.lit(True))
+    sums = (
+        new_sums
+        if earlier is None
+        else pl.concat([_before(earlier.sums).with_columns(_new=pl.lit(False)), new_sums])
+    )
+    # (user, window, _t) is unique: earlier parts sit at the window's start, new ones at
+    # their ends, so the order is total
+    return sums.sort(*_BY, "_t").with_columns(
+        pl.col("statements", *SUMS).cum_sum().over(_BY),
+        pl.col("max_statement_rows").cum_max().over(_BY),
+        pl.col("first_time").cum_min().over(_BY),
+        pl.col("last_time").cum_max().over(_BY),
+        window_end=pl.col("_t"),
+    )
+
+
+def _distinct_so_far(
+    rows: pl.DataFrame, keys: pl.DataFrame, firsts: dict[str, pl.DataFrame]
+) -> pl.DataFrame:
+    """``rows`` with the distinct values seen by each row's end: counted (``COUNTED``) and
+    listed (``LISTED``), from each value's first sighting in the window."""
     for name, out in COUNTED.items():
         seen = (
             firsts[name]
@@ -121,14 +155,13 @@ def so_far(
             .agg(pl.col("value").alias(name))
         )
         rows = rows.join(listed, on=_AT, how="left")
-    new_evidence = _parts(closed.evidence, whole, part)
-    evidence = (
-        new_evidence
-        if earlier is None
-        else pl.concat([_before(earlier.evidence), new_evidence], how="diagonal_relaxed")
-    )
+    return rows
+
+
+def _evidence_so_far(keys: pl.DataFrame, evidence: pl.DataFrame) -> pl.DataFrame:
+    """Per so-far row, the top evidence seen by its end."""
     by, descending = EVIDENCE_ORDER
-    shown = (
+    return (
         keys.join(evidence, on=_BY)
         .filter(pl.col("_t") <= pl.col("window_end"))
         .sort(by, descending=descending, maintain_order=True)
@@ -137,16 +170,3 @@ def so_far(
         .group_by(_AT, maintain_order=True)
         .agg(pl.struct(*(f.name for f in EVIDENCE_DTYPE.fields)).alias("evidence"))
     )
-    rows = rows.join(shown, on=_AT, how="left").with_columns(
-        *(pl.col(out).fill_null(0.0) for out in COUNTED.values()),
-        *(pl.col(n).fill_null(pl.lit([], dtype=pl.List(pl.String))) for n in LISTED),
-        scale=pl.lit(scale),
-    )
-    kept = OpenWindows(
-        running.unique(subset=_BY, keep="last", maintain_order=True).drop(
-            "_t", "_new", "window_end"
-        ),
-        {name: frame.drop("_t") for name, frame in firsts.items()},
-        top_evidence(evidence.drop("_t")),
-    )
-    return rows, kept
