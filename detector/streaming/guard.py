@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 END_CHECK_SECONDS: Final = 5.0
 #: How long a process giving up waits for its fetcher's parsers to checkpoint them.
 GIVE_UP_REPLY_SECONDS: Final = 10.0
+#: How long an arriving partition's group offset is asked for while no broker answers (a
+#: broker restart takes seconds) before the process gives up to be restarted.
+OFFSET_PATIENCE_SECONDS: Final = 90.0
 
 
 class Guarded:
@@ -87,6 +90,35 @@ class Guarded:
         elif act is Act.GIVE_UP:
             raise StreamUnhealthy(f"partitions {sorted(waiting)} read nothing although records "
                                   "wait, even after the fetcher reconnected")  # fmt: skip
+
+    def _group_offset(self, partition: int) -> int:
+        """Where an arriving partition without a checkpoint starts: the group's committed
+        offset, else the earliest. Asked again while the broker does not answer (a
+        restart: kafka-python raises the refused connection), up to
+        :data:`OFFSET_PATIENCE_SECONDS`; then :class:`StreamUnhealthy` (exit 3, restarted,
+        the checkpoints intact). An error retrying cannot fix ends the run."""
+        from kafka.errors import KafkaError
+
+        tp = self.tp(self.options.topic, partition)
+        deadline = time.monotonic() + OFFSET_PATIENCE_SECONDS
+        while True:
+            try:
+                offset = self.group.consumer.committed(tp)
+                if offset is None:
+                    offset = self.group.consumer.beginning_offsets([tp])[tp]
+                return int(offset)
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise StreamingError(
+                        f"no start offset for partition {partition}: {exc!r}"
+                    ) from exc
+                if time.monotonic() > deadline:
+                    raise StreamUnhealthy(
+                        f"no start offset for partition {partition} in "
+                        f"{OFFSET_PATIENCE_SECONDS:.0f} s: {exc!r}"
+                    ) from exc
+                _log(f"start offset of partition {partition}: {exc!r} (asking again)")
+                time.sleep(1.0)
 
     def _ends(self, partitions: list[int]) -> dict[int, int]:
         """The partitions' end offsets, asked of the broker (the fetcher's high

@@ -286,10 +286,7 @@ class _Runner(Guarded):
         for p in sorted(partitions):
             offset = offsets.get(p)
             if offset is None:
-                tp = self.tp(self.options.topic, p)
-                offset = self.group.consumer.committed(tp)
-                if offset is None:
-                    offset = self.group.consumer.beginning_offsets([tp])[tp]
+                offset = self._group_offset(p)
                 self.state.offsets[p] = offset
             starts[p] = (offset, self.state.partitions.get(p))
         self.seeked |= partitions
