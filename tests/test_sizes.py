@@ -18,7 +18,6 @@ KNOWN = {
     "their own (state files pickle its attributes; the handover reads them)",
     "detector/scoring.py:Scorer": "as above",
     "detector/streaming/runner.py": "the run loop; its Kafka robustness lives in guard.py",
-    "streams/pg/records.py": "the PostgreSQL record builder: its prepare and consume halves",
 }
 
 

@@ -21,7 +21,7 @@ from streams.base import MAX_RECORD_CHARS, ParseResult
 from streams.chunking import count_lines
 from streams.deadletter import empty_rejects, rejects_frame
 from streams.pg.base import PgParser
-from streams.pg.records import PreparedRecords, RawLookup, prepare_records
+from streams.pg.prepare import PreparedRecords, RawLookup, prepare_records
 
 CSV_COLUMNS: Final = (
     "log_time", "user_name", "database_name", "process_id", "connection_from",
