@@ -36,22 +36,16 @@ from typing import Final
 import numpy as np
 import polars as pl
 
+from detector.peer_groups import CLUSTER_AFTER_DAYS, PEER_CLUSTERS, PeerGroups
 from features.windows import WINDOW_FEATURES
 from models.baseline import RobustBaseline
 from models.cusum import Cusum
 from models.entity_index import distinct_rounds, gather
 from models.hour_profile import HourProfile
 from models.multivariate import HalfSpaceScorer
-from models.peer_clusters import PeerClusters
 
-#: Learned peer groups for users without a role (0: none).
-PEER_CLUSTERS: Final = 8
 #: Which baseline scores each scale.
 BASELINE_OF: Final = {"statement": "1d", "5m": "5m", "1h": "1h", "1d": "1d"}
-#: Peer group of users whose role is not configured, until they are clustered.
-DEFAULT_GROUP: Final = "*"
-#: Days of history a user without a role needs before joining a learned peer group.
-CLUSTER_AFTER_DAYS: Final = 3
 #: Active days in a row a streak of excess is held back from the baselines, at most.
 MAX_HOLD_DAYS: Final = 7
 #: Bits of hour surprise above which the hour adds to a window's score: people, service
@@ -138,8 +132,8 @@ class Scorer:
             return
         n = len(WINDOW_FEATURES)
         self.user_table_ = pl.DataFrame(schema={"user": pl.String, "idx": pl.Int64})
-        self.groups_: dict[str, int] = {}
-        self.user_group_ = np.empty(0, dtype=np.int32)
+        self.peer_groups_ = PeerGroups(self.peer_sample, self.peer_clusters, self.seed)
+        self.peer_groups_._init()  # the handover reads and replaces its parts directly
         # event time (s) up to which each user's activity is covered by an alert
         self.alerted_until_ = np.empty(0, dtype=np.float64)
         # start (s) of the day the current multi-day excess began; NaN when there is none
@@ -149,19 +143,23 @@ class Scorer:
         # day windows held back from the baselines while their streak is alive
         self.deferred_: pl.DataFrame | None = None
         self.baselines_ = {s: RobustBaseline(n) for s in ("5m", "1h", "1d")}
-        self.peers_ = {s: RobustBaseline(n) for s in ("5m", "1h", "1d")}
         # Hours of the week, folded to weekday and weekend hours (48): a weekday worker at
         # work on Sunday is unusual, while a week is too short to learn 168 slots. Few
         # pseudo-counts: a batch account seen at 02:00 on three nights should find 14:00
         # surprising already.
         self.hours_ = HourProfile(smoothing=0.125, bins=48)
-        self.peer_hours_ = HourProfile(smoothing=0.125, bins=48)
         self.cusum_ = Cusum(1, allowance=self.cusum_allowance)
         self.hst_ = {
             s: HalfSpaceScorer(WINDOW_FEATURES, seed=self.seed) for s in ("5m", "1h", "1d")
         }
-        self.clusters_ = PeerClusters(max(1, self.peer_clusters), seed=self.seed)
-        self.unroled_ = np.empty(0, dtype=bool)
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Load a pickled scorer; one saved before the peer groups were a class of their
+        own (``groups_``, ``user_group_``, ``peers_`` ... on the scorer) gets them moved
+        into a :class:`PeerGroups`."""
+        if "groups_" in state:
+            state["peer_groups_"] = PeerGroups.from_scorer_state(state)
+        self.__dict__.update(state)
 
     def index(self, users: pl.Series, roles: pl.Series) -> tuple[np.ndarray, np.ndarray]:
         """User and peer-group indices of each row (new users and roles get new ones)."""
@@ -173,32 +171,22 @@ class Scorer:
             self._register(new.unique("user", keep="first", maintain_order=True))
             known = frame.join(self.user_table_, on="user", how="left", maintain_order="left")
         idx = known["idx"].to_numpy()
-        return idx, self.user_group_[idx].astype(np.int64)
+        return idx, self.peer_groups_.of_[idx].astype(np.int64)
 
     def _register(self, new: pl.DataFrame) -> None:
         """Give new users the next indices and their role's peer group."""
         first = self.user_table_.height
         size = first + new.height
-        if size > self.user_group_.size:
-            grown = max(16, 2 * self.user_group_.size, size)
-            group = np.empty(grown, dtype=np.int32)
-            group[: self.user_group_.size] = self.user_group_
+        if size > self.alerted_until_.size:
+            grown = max(16, 2 * self.alerted_until_.size, size)
             until = np.full(grown, -np.inf)
             until[: self.alerted_until_.size] = self.alerted_until_
-            unroled = np.zeros(grown, dtype=bool)
-            unroled[: self.unroled_.size] = self.unroled_
             since = np.full(grown, np.nan)
             since[: self.excess_since_.size] = self.excess_since_
             streak = np.zeros(grown, dtype=np.int16)
             streak[: self.excess_days_.size] = self.excess_days_
-            self.user_group_, self.alerted_until_, self.unroled_ = group, until, unroled
-            self.excess_since_, self.excess_days_ = since, streak
-        roles = new["role"].fill_null("")
-        for role in roles.unique(maintain_order=True).to_list():
-            self.groups_.setdefault(role or DEFAULT_GROUP, len(self.groups_))
-        named = {r: self.groups_[r or DEFAULT_GROUP] for r in roles.unique().to_list()}
-        self.user_group_[first:size] = roles.replace_strict(named, return_dtype=pl.Int32)
-        self.unroled_[first:size] = (roles == "").to_numpy()
+            self.alerted_until_, self.excess_since_, self.excess_days_ = until, since, streak
+        self.peer_groups_.register(first, new["role"])
         added = new.select("user", idx=pl.int_range(first, size, dtype=pl.Int64))
         self.user_table_ = pl.concat([self.user_table_, added]).rechunk()
 
@@ -224,7 +212,7 @@ class Scorer:
             rows = np.flatnonzero(base_scale == scale)
             if not rows.size:
                 continue
-            own, peers = self.baselines_[scale], self.peers_[scale]
+            own, peers = self.baselines_[scale], self.peer_groups_.baselines_[scale]
             prior = peers.stats_many(gidx[rows])
             z[rows] = own.score_many(idx[rows], X[rows], prior, self.prior_weight)
             typical[rows] = own.typical_many(idx[rows], prior, self.prior_weight)
@@ -243,7 +231,8 @@ class Scorer:
             since[day] = self._excess_since(idx[day], days, cusum[day])
             streak[day] = self._streak(idx[day], excess[:, 0])
         hours = _week_hour(items)
-        surprise = self.hours_.score_many(idx, hours, prior_idx=gidx, prior=self.peer_hours_)
+        peer_hours = self.peer_groups_.hours_
+        surprise = self.hours_.score_many(idx, hours, prior_idx=gidx, prior=peer_hours)
         # A service account runs by the clock, not by the day of the week: its hour is
         # judged against every day's runs (a nightly job's first weekend run is no news),
         # and an hour it never runs at counts from fewer bits than a person working late.
@@ -251,7 +240,7 @@ class Scorer:
         if service.any():
             rows = np.flatnonzero(service)
             surprise[rows] = self.hours_.score_many(
-                idx[rows], hours[rows], prior_idx=gidx[rows], prior=self.peer_hours_, fold=True
+                idx[rows], hours[rows], prior_idx=gidx[rows], prior=peer_hours, fold=True
             )
         surprise[day] = 0.0  # a day window has no hour
         seasoned = history >= 3
@@ -341,7 +330,7 @@ class Scorer:
         # A day everyone in the group had above normal (a busy day) is no one's trickle:
         # take the group's median excess of that day off (groups of 5 or more: in a
         # smaller one the trickler's own day moves the median).
-        group = self.user_group_[idx].astype(np.int64)
+        group = self.peer_groups_.of_[idx].astype(np.int64)
         day_key = days["window_start"].dt.epoch("s").to_numpy()
         keyed = pl.DataFrame({"g": group, "d": day_key, "z": z})
         common = keyed.select(
@@ -354,7 +343,7 @@ class Scorer:
         # a configured role's from day one. Against "everyone" it would only measure
         # how unlike the others a new account is.
         own = days["history"].to_numpy() >= CLUSTER_AFTER_DAYS
-        step[~own & self.unroled_[idx]] = self.cusum_allowance
+        step[~own & self.peer_groups_.unroled_[idx]] = self.cusum_allowance
         return step.reshape(-1, 1)
 
     def note_alerts(self, users: pl.Series, roles: pl.Series, until: pl.Series) -> None:
@@ -424,16 +413,16 @@ class Scorer:
             for r in distinct_rounds(idx[rows]):
                 self.baselines_[s].learn_many(idx[rows][r], X[rows][r])
             order = _sample_order(frame[rows])
-            self._learn_peers(s, order, gidx[rows], X[rows])
+            self.peer_groups_.learn(s, order, gidx[rows], X[rows])
             if self.multivariate:
                 self.hst_[s].learn_many(Z[rows][order[: self.hst_sample]])
         if (keep & day).any():
-            self._regroup()
+            self.peer_groups_.regroup(self.baselines_["1d"], self.user_table_.height)
         hourly = np.flatnonzero(keep & (scale == "1h"))
         if hourly.size:
             hours = _week_hour(frame)[hourly]
             self.hours_.learn_many(idx[hourly], hours)
-            self.peer_hours_.learn_many(gidx[hourly], hours)
+            self.peer_groups_.hours_.learn_many(gidx[hourly], hours)
 
     def _defer(self, frame: pl.DataFrame, rows: np.ndarray) -> None:
         if not rows.any():
@@ -458,47 +447,11 @@ class Scorer:
             return frame
         return pl.concat([out.sort("window_start", "user"), frame])
 
-    def _regroup(self) -> None:
-        """Learned peer groups for users without a role, once they have a few days."""
-        if self.peer_clusters <= 0:
-            return
-        days = self.baselines_["1d"]
-        n = self.user_table_.height
-        counts = np.zeros(n, dtype=np.int64)
-        if getattr(days, "count_", None) is not None:
-            k = min(n, days.count_.size)
-            counts[:k] = days.count_[:k]
-        ready = np.flatnonzero(self.unroled_[:n] & (counts >= CLUSTER_AFTER_DAYS))
-        if not ready.size:
-            return
-        profiles = days.stats_many(ready).center.astype(np.float64)
-        self.clusters_.learn_many(profiles)
-        assigned = self.clusters_.assign_many(profiles)
-        for cluster in np.unique(assigned[assigned >= 0]):
-            group = self.groups_.setdefault(f"~cluster-{cluster}", len(self.groups_))
-            self.user_group_[ready[assigned == cluster]] = group
-
     def peer_group(self, user: str) -> str:
         """The peer group ``user`` is judged against (a role, a learned cluster, or ``*``)."""
         self._init()
-        names = {v: k for k, v in self.groups_.items()}
         (idx,) = self.user_table_.filter(pl.col("user") == user)["idx"].to_list()
-        return names[int(self.user_group_[idx])]
-
-    def _learn_peers(self, scale: str, order: np.ndarray, gidx: np.ndarray, X: np.ndarray) -> None:
-        """Each group learns up to ``peer_sample`` of its members' windows, taken in the
-        deterministic pseudo-random ``order``."""
-        g = gidx[order]
-        rank = np.empty_like(order)
-        # rank of each row within its group, in the pseudo-random order
-        sort = np.argsort(g, kind="stable")
-        gs = g[sort]
-        starts = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
-        sizes = np.diff(np.r_[starts, gs.size])
-        rank[sort] = np.arange(gs.size) - np.repeat(starts, sizes)
-        chosen = np.sort(order[rank < self.peer_sample])
-        for r in distinct_rounds(gidx[chosen]):
-            self.peers_[scale].learn_many(gidx[chosen][r], X[chosen][r])
+        return self.peer_groups_.name(idx)
 
     def users(self) -> int:
         """Users tracked."""
@@ -512,17 +465,11 @@ class Scorer:
         per_user = sum(b.nbytes for b in self.baselines_.values())
         per_user += self.hours_.nbytes + self.cusum_.nbytes
         per_user += sum(
-            a.nbytes
-            for a in (
-                self.user_group_,
-                self.alerted_until_,
-                self.unroled_,
-                self.excess_since_,
-                self.excess_days_,
-            )
+            a.nbytes for a in (self.alerted_until_, self.excess_since_, self.excess_days_)
         )
+        per_user += self.peer_groups_.per_user_nbytes()
         per_user += int(self.user_table_.estimated_size())
         if self.deferred_ is not None:
             per_user += int(self.deferred_.estimated_size())
-        shared = sum(b.nbytes for b in self.peers_.values()) + self.peer_hours_.nbytes
+        shared = self.peer_groups_.shared_nbytes()
         return {"per_user": per_user, "shared": shared}

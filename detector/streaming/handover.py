@@ -19,16 +19,23 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from detector.scoring import DEFAULT_GROUP, Scorer
+from detector.scoring import Scorer
 from models.entity_index import EntityRows
 
-#: Per-user arrays of the Scorer itself, with the value of a user it never saw.
+#: Per-user arrays of the Scorer (``unroled_``: of its peer groups), with the value of a
+#: user it never saw.
 _OWN: dict[str, float] = {
     "alerted_until_": -np.inf,
     "excess_since_": np.nan,
     "excess_days_": 0,
     "unroled_": False,
 }
+
+
+def _own(scorer: Scorer, name: str) -> np.ndarray:
+    """The per-user array ``name`` of :data:`_OWN`."""
+    holder = scorer.peer_groups_ if name == "unroled_" else scorer
+    return getattr(holder, name)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -61,14 +68,15 @@ def take_users(scorer: Scorer, users: Iterable[str]) -> UserRows:
     wanted = pl.DataFrame({"user": list(dict.fromkeys(users))}, schema={"user": pl.String})
     known = wanted.join(scorer.user_table_, on="user", how="inner", maintain_order="left")
     idx = known["idx"].to_numpy()
-    names = {v: k for k, v in scorer.groups_.items()}
+    peers = scorer.peer_groups_
+    names = {v: k for k, v in peers.names_.items()}
     deferred = scorer.deferred_
     if deferred is not None:
         deferred = deferred.filter(pl.col("user").is_in(known["user"].implode()))
     return UserRows(
         users=known["user"].to_list(),
-        groups=[names[int(g)] for g in scorer.user_group_[idx]],
-        own={name: getattr(scorer, name)[idx].copy() for name in _OWN},
+        groups=[names[int(g)] for g in peers.of_[idx]],
+        own={name: _own(scorer, name)[idx].copy() for name in _OWN},
         baselines={s: b.take_rows(idx) for s, b in scorer.baselines_.items()},
         hours=scorer.hours_.take_rows(idx),
         cusum=scorer.cusum_.take_rows(idx),
@@ -86,10 +94,9 @@ def put_users(scorer: Scorer, rows: UserRows) -> None:
     # registered under their group's name; unroled_ and the group index are set below
     idx, _ = scorer.index(users, pl.Series("role", rows.groups, dtype=pl.String))
     for name, values in rows.own.items():
-        getattr(scorer, name)[idx] = values
-    for name in rows.groups:
-        scorer.groups_.setdefault(name or DEFAULT_GROUP, len(scorer.groups_))
-    scorer.user_group_[idx] = [scorer.groups_[g or DEFAULT_GROUP] for g in rows.groups]
+        _own(scorer, name)[idx] = values
+    peers = scorer.peer_groups_
+    peers.of_[idx] = [peers.index(g) for g in rows.groups]
     for s, baseline in scorer.baselines_.items():
         baseline.put_rows(idx, rows.baselines[s])
     scorer.hours_.put_rows(idx, rows.hours)
@@ -104,13 +111,14 @@ def put_users(scorer: Scorer, rows: UserRows) -> None:
 def shared_models(scorer: Scorer) -> SharedModels:
     """A copy of what ``scorer`` learned from all its users."""
     scorer._init()
+    peers = scorer.peer_groups_
     return copy.deepcopy(
         SharedModels(
-            groups=scorer.groups_,
-            peers=scorer.peers_,  # type: ignore[arg-type]
-            peer_hours=scorer.peer_hours_,
+            groups=peers.names_,
+            peers=peers.baselines_,  # type: ignore[arg-type]
+            peer_hours=peers.hours_,
             hst=scorer.hst_,  # type: ignore[arg-type]
-            clusters=scorer.clusters_,
+            clusters=peers.kmeans_,
         )
     )
 
@@ -122,9 +130,10 @@ def adopt_shared(scorer: Scorer, shared: SharedModels) -> bool:
     if scorer.users():
         return False
     shared = copy.deepcopy(shared)  # shards of one checkpoint round share one copy
-    scorer.groups_ = dict(shared.groups)
-    scorer.peers_ = shared.peers  # type: ignore[assignment]
-    scorer.peer_hours_ = shared.peer_hours  # type: ignore[assignment]
+    peers = scorer.peer_groups_
+    peers.names_ = dict(shared.groups)
+    peers.baselines_ = shared.peers  # type: ignore[assignment]
+    peers.hours_ = shared.peer_hours  # type: ignore[assignment]
+    peers.kmeans_ = shared.clusters  # type: ignore[assignment]
     scorer.hst_ = shared.hst  # type: ignore[assignment]
-    scorer.clusters_ = shared.clusters  # type: ignore[assignment]
     return True
