@@ -34,9 +34,10 @@ import polars as pl
 from detector.alerts import Alert
 from detector.config import Config
 from detector.detector_state import DetectorState, PartState, window_clock
+from detector.peer_groups import PEER_CLUSTERS
 from detector.rules.matching import match_rules, render_reasons
 from detector.rules.schema import ThreatRule
-from detector.scoring import PEER_CLUSTERS, Scorer
+from detector.scoring import Scorer
 from features.access import event_features
 from features.catalog import Catalog
 from features.enrich import enrich

@@ -36,7 +36,8 @@ from typing import Final
 import numpy as np
 import polars as pl
 
-from detector.peer_groups import CLUSTER_AFTER_DAYS, PEER_CLUSTERS, PeerGroups
+from detector.peer_groups import PEER_CLUSTERS, PeerGroups
+from detector.streaks import HeldBackDays, daily_excess
 from features.windows import WINDOW_FEATURES
 from models.baseline import RobustBaseline
 from models.cusum import Cusum
@@ -141,7 +142,7 @@ class Scorer:
         # consecutive active days each adding to the excess (a trickle is sustained)
         self.excess_days_ = np.empty(0, dtype=np.int16)
         # day windows held back from the baselines while their streak is alive
-        self.deferred_: pl.DataFrame | None = None
+        self.held_ = HeldBackDays()
         self.baselines_ = {s: RobustBaseline(n) for s in ("5m", "1h", "1d")}
         # Hours of the week, folded to weekday and weekend hours (48): a weekday worker at
         # work on Sunday is unusual, while a week is too short to learn 168 slots. Few
@@ -159,6 +160,9 @@ class Scorer:
         into a :class:`PeerGroups`."""
         if "groups_" in state:
             state["peer_groups_"] = PeerGroups.from_scorer_state(state)
+        if "deferred_" in state:  # held-back days before they were a class of their own
+            state["held_"] = held = HeldBackDays()
+            held.days_ = state.pop("deferred_")  # type: ignore[assignment]
         self.__dict__.update(state)
 
     def index(self, users: pl.Series, roles: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -321,30 +325,11 @@ class Scorer:
         return self.alerted_until_[idx] >= start
 
     def _daily_excess(self, days: pl.DataFrame, idx: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """What each day adds to the multi-day excess: its z less the peer group's common
-        excess that day, at most ``cusum_clip``. A day an alert already reported counts too:
-        a trickle that a shorter-scale rule caught on its first day is still a trickle.
-        All of a day's windows are judged, and learned, together: the group median is
-        the same however the input was batched."""
-        z = np.nan_to_num(z)
-        # A day everyone in the group had above normal (a busy day) is no one's trickle:
-        # take the group's median excess of that day off (groups of 5 or more: in a
-        # smaller one the trickler's own day moves the median).
-        group = self.peer_groups_.of_[idx].astype(np.int64)
-        day_key = days["window_start"].dt.epoch("s").to_numpy()
-        keyed = pl.DataFrame({"g": group, "d": day_key, "z": z})
-        common = keyed.select(
-            pl.when(pl.len().over("g", "d") >= 5)
-            .then(pl.col("z").median().over("g", "d").clip(lower_bound=0.0))
-            .otherwise(0.0)
-        ).to_series()
-        step = np.minimum(z - common.to_numpy(), self.cusum_clip)
-        # Drift is measured from an established normal: the user's own (a few days), or
-        # a configured role's from day one. Against "everyone" it would only measure
-        # how unlike the others a new account is.
-        own = days["history"].to_numpy() >= CLUSTER_AFTER_DAYS
-        step[~own & self.peer_groups_.unroled_[idx]] = self.cusum_allowance
-        return step.reshape(-1, 1)
+        """What each day adds to the multi-day excess (:func:`detector.streaks.daily_excess`)."""
+        peers = self.peer_groups_
+        return daily_excess(
+            days, z, peers.of_[idx], peers.unroled_[idx], self.cusum_allowance, self.cusum_clip
+        )
 
     def note_alerts(self, users: pl.Series, roles: pl.Series, until: pl.Series) -> None:
         """Record that alerts reported these users' activity up to ``until``."""
@@ -392,8 +377,8 @@ class Scorer:
         run = frame["excess_days"].fill_null(0.0).to_numpy()
         streak = day & (run >= 1) & (run < MAX_HOLD_DAYS)
         current = frame
-        frame = self._release_deferred(current, reset=~quiet & day, broken=keep & day & ~streak)
-        self._defer(current, keep & streak)
+        frame = self.held_.release(current, reset=~quiet & day, broken=keep & day & ~streak)
+        self.held_.hold(current, keep & streak)
         keep &= ~streak
         released = frame.height - current.height
         if released:  # held-back days come first, in their order
@@ -424,29 +409,6 @@ class Scorer:
             self.hours_.learn_many(idx[hourly], hours)
             self.peer_groups_.hours_.learn_many(gidx[hourly], hours)
 
-    def _defer(self, frame: pl.DataFrame, rows: np.ndarray) -> None:
-        if not rows.any():
-            return
-        held = frame.filter(pl.Series(rows))
-        self.deferred_ = held if self.deferred_ is None else pl.concat([self.deferred_, held])
-
-    def _release_deferred(
-        self, frame: pl.DataFrame, reset: np.ndarray, broken: np.ndarray
-    ) -> pl.DataFrame:
-        """``frame`` with the held-back days of users whose streak broke put in front;
-        held-back days of users alerted on are dropped."""
-        if self.deferred_ is None or self.deferred_.is_empty():
-            return frame
-        held = self.deferred_
-        dropped = frame["user"].filter(pl.Series(reset)).unique()
-        released = frame["user"].filter(pl.Series(broken)).unique()
-        held = held.filter(~pl.col("user").is_in(dropped.implode()))
-        out = held.filter(pl.col("user").is_in(released.implode()))
-        self.deferred_ = held.filter(~pl.col("user").is_in(released.implode()))
-        if out.is_empty():
-            return frame
-        return pl.concat([out.sort("window_start", "user"), frame])
-
     def peer_group(self, user: str) -> str:
         """The peer group ``user`` is judged against (a role, a learned cluster, or ``*``)."""
         self._init()
@@ -469,7 +431,6 @@ class Scorer:
         )
         per_user += self.peer_groups_.per_user_nbytes()
         per_user += int(self.user_table_.estimated_size())
-        if self.deferred_ is not None:
-            per_user += int(self.deferred_.estimated_size())
+        per_user += self.held_.nbytes()
         shared = self.peer_groups_.shared_nbytes()
         return {"per_user": per_user, "shared": shared}

@@ -70,9 +70,7 @@ def take_users(scorer: Scorer, users: Iterable[str]) -> UserRows:
     idx = known["idx"].to_numpy()
     peers = scorer.peer_groups_
     names = {v: k for k, v in peers.names_.items()}
-    deferred = scorer.deferred_
-    if deferred is not None:
-        deferred = deferred.filter(pl.col("user").is_in(known["user"].implode()))
+    deferred = scorer.held_.of(known["user"])
     return UserRows(
         users=known["user"].to_list(),
         groups=[names[int(g)] for g in peers.of_[idx]],
@@ -101,11 +99,7 @@ def put_users(scorer: Scorer, rows: UserRows) -> None:
         baseline.put_rows(idx, rows.baselines[s])
     scorer.hours_.put_rows(idx, rows.hours)
     scorer.cusum_.put_rows(idx, rows.cusum)
-    held = scorer.deferred_
-    if held is not None:
-        held = held.filter(~pl.col("user").is_in(users.implode()))
-    parts = [f for f in (held, rows.deferred) if f is not None and f.height]
-    scorer.deferred_ = pl.concat(parts) if parts else None
+    scorer.held_.replace(users, rows.deferred)
 
 
 def shared_models(scorer: Scorer) -> SharedModels:

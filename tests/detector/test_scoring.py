@@ -104,7 +104,7 @@ def test_days_held_back_during_a_streak_are_learned_when_it_breaks() -> None:
         scorer.learn(scored, np.zeros(1, dtype=bool))
         history.append(int(scorer.baselines_["1d"].stats_many(np.array([0])).count[0]))
     assert history == [3, 3, 6]  # held back while the streak lived, then all learned
-    assert scorer.deferred_ is not None and scorer.deferred_.is_empty()
+    assert scorer.held_.days_ is not None and scorer.held_.days_.is_empty()
 
 
 def test_a_lasting_new_level_is_learned_after_a_week() -> None:
