@@ -1,7 +1,9 @@
 """Scores closed windows against each user's and their peers' normal; learns from the rest.
 
-:class:`Scorer` owns the online models of :mod:`models` (one set per window scale) and
-the user -> index and role -> peer-group maps they are indexed by. It adds the model
+:class:`Scorer` owns the online models of :mod:`models` (one set per window scale), the
+user -> index map they are indexed by, the users' peer groups
+(:class:`~detector.peer_groups.PeerGroups`) and the days held back while a streak of
+excess lives (:class:`~detector.streaks.HeldBackDays`). It adds the model
 columns of the window frame (``z_*``, ``typical_*``, ``peer_typical_*``, ``max_*``,
 ``history``, ``hour_surprise``, ``cusum_sensitive_rows``, ``excess_since`` (first day of
 the running multi-day excess), ``excess_days`` (consecutive days adding to it),
