@@ -141,6 +141,7 @@ class GroupMember:
         if kind != self._last_poll_error:
             print(f"exfil-detector: group poll: {exc!r} (retrying)", file=sys.stderr)
         self._last_poll_error = kind
+        time.sleep(POLL_MS / 1000)  # the poll's own wait, which the error cut short
 
     def _broker_up(self) -> bool:
         """Whether any connection to a broker is up (kafka-python keeps no public view)."""
