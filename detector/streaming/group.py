@@ -143,7 +143,7 @@ class GroupMember:
         self._last_poll_error = kind
         time.sleep(POLL_MS / 1000)  # the poll's own wait, which the error cut short
 
-    def _broker_up(self) -> bool:
+    def connected(self) -> bool:
         """Whether any connection to a broker is up (kafka-python keeps no public view)."""
         try:
             conns = list(self.consumer._manager._conns.values())
@@ -159,7 +159,7 @@ class GroupMember:
 
         coordinator = self.consumer._coordinator
         if coordinator.coordinator_id is None:
-            if not self._broker_up():
+            if not self.connected():
                 return False, "no broker answers", OUTAGE_PATIENCE
             return False, "group coordinator unknown", None
         self._last_poll_error = None

@@ -330,6 +330,12 @@ class _Runner(Guarded):
         """Flush partitions caught up for ``idle_flush_seconds`` (their held-back records
         go, and they stop holding the others back); how long all have been caught up."""
         now = time.monotonic()
+        if not self.group.connected():
+            # no broker answers (a restart): whether anything waits is unknown, and an
+            # outage is not the end of the input
+            self.idle_since.clear()
+            self.empty_since = None
+            return 0.0
         complete = self.state.merge.complete_
         for p in assigned:
             # the fetcher's last high watermark against what was read (a stalled fetcher's
