@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from detector.alerts import AlertBook
+from detector.alert_book import AlertBook
 from detector.scoring import Scorer
 from features.novelty import SeenSets
 from features.windows import WindowAggregator

@@ -1,9 +1,9 @@
 """Modules that moved, by their old names: state files and checkpoints pickle classes by
 module name, so files written before a move still load (:func:`models.state.load_state`).
 
-Issue 16 moved the flat ``detector/`` and ``streams/`` modules into one folder per job. A
-name here is never reused for another module: an old file must not unpickle into a
-different class.
+Issue 16 moved the flat ``detector/`` and ``streams/`` modules into one folder per job, and
+split modules past ~400 lines (a ``"module:Class"`` key moves one class). A name here is
+never reused for another module: an old file must not unpickle into a different class.
 """
 
 from __future__ import annotations
@@ -58,5 +58,7 @@ MOVED: Final[Mapping[str, str]] = MappingProxyType(
         "streams.kafka_fetcher": "streams.kafka.fetcher",
         "streams.partition_merge": "streams.kafka.partition_merge",
         "streams.record_keys": "streams.kafka.record_keys",
+        # single classes that left a module that still exists ("module:Class")
+        "detector.alerts:AlertBook": "detector.alert_book",
     }
 )

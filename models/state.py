@@ -144,7 +144,8 @@ def load_state(
     """Unpickle the state saved by :func:`save_state`, checking kind and versions first.
 
     ``moved`` maps the module names of pickled classes that have moved since (old name ->
-    new name), so that files written before a move still load.
+    new name; ``"module:Class"`` for one class that left a module that still exists), so
+    that files written before a move still load.
 
     Raises
     ------
@@ -173,12 +174,18 @@ def loads_state(
 
 
 class _MovedUnpickler(pickle.Unpickler):
-    """Finds a class pickled under a module name that has moved under its new name.
+    """Finds a class pickled under a module name that has moved under its new name
+    (a ``"module:Class"`` key moves that class alone, before its module's own key).
 
     >>> from collections import OrderedDict
     >>> data = pickle.dumps(OrderedDict(a=1)).replace(b"collections", b"collectionz")
     >>> _MovedUnpickler(io.BytesIO(data), {"collectionz": "collections"}).load()
     OrderedDict([('a', 1)])
+    >>> data = pickle.dumps(OrderedDict(a=1))
+    >>> _MovedUnpickler(io.BytesIO(data), {"collections:OrderedDict": "nowhere"}).load()
+    Traceback (most recent call last):
+    ...
+    ModuleNotFoundError: No module named 'nowhere'
     """
 
     def __init__(self, file: io.BytesIO, moved: Mapping[str, str]) -> None:
@@ -186,7 +193,8 @@ class _MovedUnpickler(pickle.Unpickler):
         self._moved = moved
 
     def find_class(self, module: str, name: str) -> Any:
-        return super().find_class(self._moved.get(module, module), name)
+        moved = self._moved.get(f"{module}:{name}") or self._moved.get(module, module)
+        return super().find_class(moved, name)
 
 
 def _unpickle(

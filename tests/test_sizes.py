@@ -13,7 +13,6 @@ MODULE_LINES, FUNCTION_LINES, SLACK = 400, 80, 10
 
 #: what is still over, and why it is not split yet (issue 16 leaves these for later)
 KNOWN = {
-    "detector/alerts.py": "the alert book and the alert record: splitting moves a pickled class",
     "detector/scoring.py": "the multi-day excess (Cusum, since, days) is still on the Scorer: "
     "it could join detector/streaks.py's held-back days",
     "detector/streaming/runner.py": "the run loop; its Kafka robustness lives in guard.py",

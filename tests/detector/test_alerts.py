@@ -13,7 +13,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from detector.alerts import Alert, AlertBook, alert_id, scrub, write_jsonl
+from detector.alert_book import AlertBook
+from detector.alerts import Alert, alert_id, scrub, write_jsonl
 from detector.commands.alert_table import format_alert_table
 from detector.exceptions import AlertError, ThreatRuleError
 from detector.rules.matching import match_rules
