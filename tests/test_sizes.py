@@ -15,7 +15,6 @@ MODULE_LINES, FUNCTION_LINES, SLACK = 400, 80, 10
 KNOWN = {
     "detector/scoring.py": "the multi-day excess (Cusum, since, days) is still on the Scorer: "
     "it could join detector/streaks.py's held-back days",
-    "detector/streaming/runner.py": "the run loop; its Kafka robustness lives in guard.py",
 }
 
 

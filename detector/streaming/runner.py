@@ -63,18 +63,22 @@ from detector.rules.schema import load_rules
 from detector.streaming.clients import checkpoint_store, fetch_args, producer
 from detector.streaming.delivery import Delivery
 from detector.streaming.group import GroupMember
-from detector.streaming.guard import Guarded, _log
+from detector.streaming.guard import Guarded
 from detector.streaming.health import Watchdog
 from detector.streaming.options import RunSummary, StopSignal, StreamOptions
 from detector.streaming.partitions import OwnedPartitions
+from detector.streaming.rebalance import Rebalancing
 from detector.streaming.worker import PipelineWorker
 from streams.exceptions import FetcherError
 from streams.kafka.fetcher import REPLY_SECONDS, FetcherProcess, FetchSettings, Frame
 from streams.kafka.settings import KafkaSettings
 
 
-class _Runner(Guarded):
-    """One consumer, one producer, one pipeline; the loop of :func:`run_stream`."""
+class _Runner(Rebalancing, Guarded):
+    """One consumer, one producer, one pipeline; the loop of :func:`run_stream`.
+
+    Rebalancing comes first: :class:`Guarded` declares ``_revoke`` only to call it.
+    """
 
     def __init__(
         self,
@@ -138,94 +142,6 @@ class _Runner(Guarded):
         self.owned: set[int] = set()
         #: partitions lost to a newer owner, skipped until the next assignment
         self.fenced: set[int] = set()
-
-    def _assigned(self, partitions: set[int]) -> None:
-        """The group's new assignment (eager: all of this process's partitions); the loop
-        claims and resumes them (:meth:`_arrive`)."""
-        self.owned |= partitions
-        self.fenced.clear()
-        _log(f"partitions assigned {sorted(partitions)}")
-
-    def _revoke(self, partitions: set[int]) -> dict[Any, Any]:
-        """Partitions leaving this consumer (a rebalance): send the alerts, checkpoint
-        them with their parsers, queued events and users' state (taken out of this
-        process); the offsets to commit before they go, so their next owner goes on
-        exactly from there, with the same baselines."""
-        from kafka.structs import OffsetAndMetadata
-
-        self.owned -= partitions
-        self.changed = True
-        # the fetcher stops reading them; their parsers as of the last frame read (the
-        # frames before the answer still count: they are handled while waiting for it)
-        self.state.partitions.update(self.fetcher.revoke(partitions & self.seeked))
-        self._forget(partitions)
-        partitions &= set(self.state.partitions) | set(self.state.offsets)
-        if not partitions:
-            return {}
-        self.worker.drain()  # the batches judged so far are in the state that leaves
-        if self.state.store is None:
-            # no checkpoint to carry a parser's held-back records or the events queued
-            # behind other partitions: judge them now (their users start cold elsewhere)
-            for p in partitions:
-                stream = self.state.partitions.get(p)
-                if stream is not None:
-                    events, rejects = stream.flush()
-                    self.state.merge.add(p, events, None)
-                    self.delivery.dead_letters(rejects)
-            self._judge(self.state.merge.drop(partitions))
-            self.worker.drain()
-        self.delivery.acknowledge()
-        leaving = self.state.leave(partitions)
-        _log(f"partitions revoked {sorted(partitions)}")
-        self._fenced(leaving.fenced)
-        return {
-            self.tp(self.options.topic, p): OffsetAndMetadata(o, "", -1)
-            for p, o in leaving.offsets.items()
-        }
-
-    def _lose(self, partitions: set[int]) -> None:
-        """Partitions the group gave away while this process was evicted (heartbeats
-        missed past the session timeout): forgotten, nothing saved, nothing committed;
-        their next owner resumes from their last checkpoint."""
-        self.owned -= partitions
-        self.changed = True
-        self.fetcher.revoke(partitions & self.seeked)  # their parsers are not ours now
-        self._forget(partitions)
-        self.worker.drain()  # no batch in flight re-creates their users' state after
-        self.state.lose(partitions)
-        _log(f"partitions lost {sorted(partitions)} (evicted from the group)")
-
-    def _fenced(self, partitions: set[int]) -> None:
-        """Partitions whose checkpoint a newer owner saved: this process lost them (it
-        was evicted and does not know yet); their records are skipped until the group
-        assigns partitions again."""
-        if partitions:
-            self.changed = True
-            self.fenced |= partitions
-            self.fetcher.revoke(partitions & self.seeked)
-            self._forget(partitions)  # claimed anew if the group gives them back
-            _log(f"partitions {sorted(partitions)} claimed by another process: forgotten")
-
-    def _forget(self, partitions: set[int]) -> None:
-        """The loop's bookkeeping of partitions leaving (claimed anew if they come back)."""
-        self.seeked -= partitions
-        self.flushing -= partitions
-        for p in partitions:
-            self.idle_since.pop(p, None)
-
-    def _share(self, assigned: set[int]) -> None:
-        """This process's share of the alert budget: its partitions of the topic's."""
-        from kafka.errors import KafkaError
-
-        try:
-            total = self.group.consumer.partitions_for_topic(self.options.topic)
-        except KafkaError:  # no metadata now (a broker outage): the share stands
-            return
-        if assigned and total:
-            share = min(1.0, len(assigned) / len(total))
-            if share != self.pipeline.budget_share:
-                self.worker.drain()  # batches judged before the change keep the old share
-                self.pipeline.budget_share = share
 
     # -- the loop -------------------------------------------------------------------------
 
