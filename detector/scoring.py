@@ -39,11 +39,10 @@ import numpy as np
 import polars as pl
 
 from detector.peer_groups import PEER_CLUSTERS, PeerGroups
-from detector.streaks import HeldBackDays, daily_excess
+from detector.streaks import ExcessStreaks, HeldBackDays, daily_excess
 from features.windows import WINDOW_FEATURES
 from models.baseline import RobustBaseline
-from models.cusum import Cusum
-from models.entity_index import distinct_rounds, gather
+from models.entity_index import distinct_rounds
 from models.hour_profile import HourProfile
 from models.multivariate import HalfSpaceScorer
 
@@ -139,10 +138,9 @@ class Scorer:
         self.peer_groups_._init()  # the handover reads and replaces its parts directly
         # event time (s) up to which each user's activity is covered by an alert
         self.alerted_until_ = np.empty(0, dtype=np.float64)
-        # start (s) of the day the current multi-day excess began; NaN when there is none
-        self.excess_since_ = np.empty(0, dtype=np.float64)
-        # consecutive active days each adding to the excess (a trickle is sustained)
-        self.excess_days_ = np.empty(0, dtype=np.int16)
+        # each user's running multi-day excess and its streak
+        self.streaks_ = ExcessStreaks(self.cusum_allowance)
+        self.streaks_._init()  # the handover reads and replaces its parts directly
         # day windows held back from the baselines while their streak is alive
         self.held_ = HeldBackDays()
         self.baselines_ = {s: RobustBaseline(n) for s in ("5m", "1h", "1d")}
@@ -151,7 +149,6 @@ class Scorer:
         # pseudo-counts: a batch account seen at 02:00 on three nights should find 14:00
         # surprising already.
         self.hours_ = HourProfile(smoothing=0.125, bins=48)
-        self.cusum_ = Cusum(1, allowance=self.cusum_allowance)
         self.hst_ = {
             s: HalfSpaceScorer(WINDOW_FEATURES, seed=self.seed) for s in ("5m", "1h", "1d")
         }
@@ -162,6 +159,8 @@ class Scorer:
         into a :class:`PeerGroups`."""
         if "groups_" in state:
             state["peer_groups_"] = PeerGroups.from_scorer_state(state)
+        if "cusum_" in state:  # the streaks before they were a class of their own
+            state["streaks_"] = ExcessStreaks.from_scorer_state(state)
         if "deferred_" in state:  # held-back days before they were a class of their own
             state["held_"] = held = HeldBackDays()
             held.days_ = state.pop("deferred_")  # type: ignore[assignment]
@@ -187,11 +186,8 @@ class Scorer:
             grown = max(16, 2 * self.alerted_until_.size, size)
             until = np.full(grown, -np.inf)
             until[: self.alerted_until_.size] = self.alerted_until_
-            since = np.full(grown, np.nan)
-            since[: self.excess_since_.size] = self.excess_since_
-            streak = np.zeros(grown, dtype=np.int16)
-            streak[: self.excess_days_.size] = self.excess_days_
-            self.alerted_until_, self.excess_since_, self.excess_days_ = until, since, streak
+            self.alerted_until_ = until
+        self.streaks_.grow(size)
         self.peer_groups_.register(first, new["role"])
         added = new.select("user", idx=pl.int_range(first, size, dtype=pl.Int64))
         self.user_table_ = pl.concat([self.user_table_, added]).rechunk()
@@ -233,9 +229,7 @@ class Scorer:
         if day.size:
             days = items[day].with_columns(history=pl.Series(history[day]))
             excess = self._daily_excess(days, idx[day], z[day, _SENSITIVE])
-            cusum[day] = self.cusum_.score_many(idx[day], excess)[:, 0]
-            since[day] = self._excess_since(idx[day], days, cusum[day])
-            streak[day] = self._streak(idx[day], excess[:, 0])
+            cusum[day], since[day], streak[day] = self.streaks_.score_many(idx[day], days, excess)
         hours = _week_hour(items)
         peer_hours = self.peer_groups_.hours_
         surprise = self.hours_.score_many(idx, hours, prior_idx=gidx, prior=peer_hours)
@@ -306,21 +300,6 @@ class Scorer:
             raw_score=pl.col("raw_score") + 2.0 * pl.Series(multivariate),
         )
 
-    def _excess_since(self, idx: np.ndarray, days: pl.DataFrame, after: np.ndarray) -> np.ndarray:
-        """Start (s) of the first day of each user's running multi-day excess, given the
-        excess ``after`` this day; NaN when there is none."""
-        start = days["window_start"].dt.epoch("us").to_numpy() / 1e6
-        state = getattr(self.cusum_, "S_", None)
-        before = np.zeros(idx.size) if state is None else gather(state, idx, 0.0)[:, 0]
-        known = self.excess_since_[idx]
-        since = np.where((before > 0) & ~np.isnan(known), known, start)
-        return np.where(after > 0, since, np.nan)
-
-    def _streak(self, idx: np.ndarray, excess: np.ndarray) -> np.ndarray:
-        """Consecutive active days adding to the excess, this one included (0 if it
-        does not)."""
-        return np.where(excess > self.cusum_allowance, self.excess_days_[idx] + 1, 0)
-
     def _covered(self, frame: pl.DataFrame, idx: np.ndarray) -> np.ndarray:
         """Rows whose window overlaps activity an alert already reported."""
         start = frame["window_start"].dt.epoch("us").to_numpy() / 1e6
@@ -355,21 +334,14 @@ class Scorer:
         day, quiet = scale == "1d", ~np.asarray(alerted, dtype=bool)
         reset = np.flatnonzero(~quiet & day)
         if reset.size:
-            self.cusum_.reset_many(np.unique(idx[reset]))
-            self.excess_since_[idx[reset]] = np.nan
-            self.excess_days_[idx[reset]] = 0
+            self.streaks_.reset_many(idx[reset])
         # The multi-day excess learns from every day not alerted on, including the days
         # held back from the baselines (below).
         days = np.flatnonzero(quiet & day)
         if days.size:
             zs = frame["z_sensitive_rows"].fill_null(0.0).to_numpy()[days]
             excess = self._daily_excess(frame[days], idx[days], zs)
-            for r in distinct_rounds(idx[days]):
-                users, rows = idx[days][r], days[r]
-                after = self.cusum_.score_many(users, excess[r])[:, 0]
-                self.excess_since_[users] = self._excess_since(users, frame[rows], after)
-                self.excess_days_[users] = self._streak(users, excess[r][:, 0])
-                self.cusum_.learn_many(users, excess[r])
+            self.streaks_.learn_many(idx[days], frame[days], excess)
         keep = quiet & (scale != "statement") & ~self._covered(frame, idx)
         # A day that extends a streak of excess is held back from the baselines (a
         # trickle must not become the normal while it is measured) until the streak
@@ -427,10 +399,7 @@ class Scorer:
         (a few hundred kB in all, whatever the number of users) are not counted."""
         self._init()
         per_user = sum(b.nbytes for b in self.baselines_.values())
-        per_user += self.hours_.nbytes + self.cusum_.nbytes
-        per_user += sum(
-            a.nbytes for a in (self.alerted_until_, self.excess_since_, self.excess_days_)
-        )
+        per_user += self.hours_.nbytes + self.streaks_.nbytes + self.alerted_until_.nbytes
         per_user += self.peer_groups_.per_user_nbytes()
         per_user += int(self.user_table_.estimated_size())
         per_user += self.held_.nbytes()

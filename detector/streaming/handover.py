@@ -22,8 +22,8 @@ import polars as pl
 from detector.scoring import Scorer
 from models.entity_index import EntityRows
 
-#: Per-user arrays of the Scorer (``unroled_``: of its peer groups), with the value of a
-#: user it never saw.
+#: Per-user arrays of the Scorer and its parts, with the value of a user it never saw.
+#: The names are those checkpoints carry (from when all were the Scorer's own).
 _OWN: dict[str, float] = {
     "alerted_until_": -np.inf,
     "excess_since_": np.nan,
@@ -34,8 +34,12 @@ _OWN: dict[str, float] = {
 
 def _own(scorer: Scorer, name: str) -> np.ndarray:
     """The per-user array ``name`` of :data:`_OWN`."""
-    holder = scorer.peer_groups_ if name == "unroled_" else scorer
-    return getattr(holder, name)  # type: ignore[no-any-return]
+    holder, attr = {
+        "unroled_": (scorer.peer_groups_, "unroled_"),
+        "excess_since_": (scorer.streaks_, "since_"),
+        "excess_days_": (scorer.streaks_, "days_"),
+    }.get(name, (scorer, name))
+    return getattr(holder, attr)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -77,7 +81,7 @@ def take_users(scorer: Scorer, users: Iterable[str]) -> UserRows:
         own={name: _own(scorer, name)[idx].copy() for name in _OWN},
         baselines={s: b.take_rows(idx) for s, b in scorer.baselines_.items()},
         hours=scorer.hours_.take_rows(idx),
-        cusum=scorer.cusum_.take_rows(idx),
+        cusum=scorer.streaks_.cusum_.take_rows(idx),
         deferred=deferred,
     )
 
@@ -98,7 +102,7 @@ def put_users(scorer: Scorer, rows: UserRows) -> None:
     for s, baseline in scorer.baselines_.items():
         baseline.put_rows(idx, rows.baselines[s])
     scorer.hours_.put_rows(idx, rows.hours)
-    scorer.cusum_.put_rows(idx, rows.cusum)
+    scorer.streaks_.cusum_.put_rows(idx, rows.cusum)
     scorer.held_.replace(users, rows.deferred)
 
 
