@@ -67,6 +67,8 @@ REBALANCE_PATIENCE: Final = 330.0
 #: How long no broker may answer before the watchdog acts (a broker restart, a rolling
 #: upgrade): rejoining cannot help while none does.
 OUTAGE_PATIENCE: Final = 300.0
+#: Tries at a snapshot of kafka-python's connections while its IO thread changes them.
+CONNS_ATTEMPTS: Final = 5
 
 
 class GroupMember:
@@ -145,11 +147,17 @@ class GroupMember:
 
     def connected(self) -> bool:
         """Whether any connection to a broker is up (kafka-python keeps no public view)."""
-        try:
-            conns = list(self.consumer._manager._conns.values())
-        except (AttributeError, RuntimeError):  # changed by kafka-python's IO thread
-            return True
-        return any(getattr(c, "connected", False) for c in conns)
+        for _ in range(CONNS_ATTEMPTS):
+            try:
+                conns = list(self.consumer._manager._conns.values())
+            except AttributeError:  # another kafka-python: the watchdog judges alone
+                return True
+            except RuntimeError:  # changed by kafka-python's IO thread meanwhile
+                continue
+            return any(getattr(c, "connected", False) for c in conns)
+        # kafka-python's IO thread churns its connections (reconnecting, an outage): not
+        # up. Answering "up" here let --until-idle count idle time while no broker answered
+        return False
 
     def member(self) -> tuple[bool, str, float | None]:
         """Whether the process is in its group now and, if not, why and how long that

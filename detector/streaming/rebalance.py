@@ -43,6 +43,7 @@ class Rebalancing:
     fenced: set[int]
     flushing: set[int]
     idle_since: dict[int, float]
+    blocking: set[int]
 
     def _judge(self, events: pl.DataFrame | None, stamps: list[int] | None = None) -> None:
         raise NotImplementedError
@@ -118,6 +119,7 @@ class Rebalancing:
         """The loop's bookkeeping of partitions leaving (claimed anew if they come back)."""
         self.seeked -= partitions
         self.flushing -= partitions
+        self.blocking -= partitions
         for p in partitions:
             self.idle_since.pop(p, None)
 

@@ -65,6 +65,7 @@ from detector.streaming.delivery import Delivery
 from detector.streaming.group import GroupMember
 from detector.streaming.guard import Guarded
 from detector.streaming.health import Watchdog
+from detector.streaming.idleness import Idleness
 from detector.streaming.options import RunSummary, StopSignal, StreamOptions
 from detector.streaming.partitions import OwnedPartitions
 from detector.streaming.rebalance import Rebalancing
@@ -74,10 +75,11 @@ from streams.kafka.fetcher import REPLY_SECONDS, FetcherProcess, FetchSettings, 
 from streams.kafka.settings import KafkaSettings
 
 
-class _Runner(Rebalancing, Guarded):
+class _Runner(Rebalancing, Guarded, Idleness):
     """One consumer, one producer, one pipeline; the loop of :func:`run_stream`.
 
-    Rebalancing comes first: :class:`Guarded` declares ``_revoke`` only to call it.
+    Each part declares what it calls on the others as a stub; the order puts every
+    method that works before the stubs that name it.
     """
 
     def __init__(
@@ -132,6 +134,7 @@ class _Runner(Rebalancing, Guarded):
             self.pipeline, self.delivery.alerts, self._judged if options.measure else None
         )
         self.idle_since: dict[int, float] = {}
+        self.blocking: set[int] = set()
         self.last_checkpoint = time.monotonic()
         #: anything read, judged or moved since the last checkpoint
         self.changed = True
@@ -186,7 +189,7 @@ class _Runner(Rebalancing, Guarded):
             if time.monotonic() - self.last_checkpoint >= self.options.checkpoint_seconds:
                 self._checkpoint(if_changed=True)
             until = self.options.until_idle
-            if until is not None and idle >= until:
+            if until is not None and idle >= until and self._caught_up(assigned):
                 break
 
     def _arrive(self, partitions: set[int]) -> None:
@@ -215,6 +218,8 @@ class _Runner(Rebalancing, Guarded):
             p = read.partition
             if p not in self.seeked or p in self.fenced:
                 continue  # read before it left
+            if read.records:
+                self._records_read(p)
             self.state.merge.add(p, read.events, read.complete)
             if read.records:
                 if self.first_read is None:
@@ -222,7 +227,6 @@ class _Runner(Rebalancing, Guarded):
                 self.summary.records += read.records
                 self.state.offsets[p] = read.offset
                 self.watchdog.read([p])
-                self.idle_since.pop(p, None)
                 self.stamps += read.stamps
             else:  # a flush
                 self.flushing.discard(p)
@@ -241,41 +245,6 @@ class _Runner(Rebalancing, Guarded):
             for p in assigned
             if (high := self.highwater.get(p)) is not None
         }
-
-    def _idle(self, assigned: set[int]) -> float:
-        """Flush partitions caught up for ``idle_flush_seconds`` (their held-back records
-        go, and they stop holding the others back); how long all have been caught up."""
-        now = time.monotonic()
-        if not self.group.connected():
-            # no broker answers (a restart): whether anything waits is unknown, and an
-            # outage is not the end of the input
-            self.idle_since.clear()
-            self.empty_since = None
-            return 0.0
-        complete = self.state.merge.complete_
-        for p in assigned:
-            # the fetcher's last high watermark against what was read (a stalled fetcher's
-            # is stale: the watchdog knows better)
-            high, read = self.highwater.get(p), self.state.offsets.get(p)
-            if high is None or read is None or read < high or p in self.watchdog.reconnected_:
-                self.idle_since.pop(p, None)
-                continue
-            since = self.idle_since.setdefault(p, now)
-            flushed = p in complete and complete[p] is None
-            waiting = now - since < self.options.idle_flush_seconds
-            if not (waiting or flushed or p in self.flushing):
-                self.flushing.add(p)
-                self.fetcher.flush({p})  # the parser's answer arrives as a frame
-        if not assigned:  # in the group with none: idle too (more processes than partitions)
-            if not self.member:
-                self.empty_since = None
-                return 0.0
-            self.empty_since = self.empty_since or now
-            return now - self.empty_since
-        self.empty_since = None
-        if any(p not in self.idle_since for p in assigned):
-            return 0.0
-        return now - max(self.idle_since[p] for p in assigned)
 
     def _judge(self, events: pl.DataFrame | None, stamps: list[int] | None = None) -> None:
         """Hand a batch to the pipeline's thread (``stamps``: of the records read in this

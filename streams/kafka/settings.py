@@ -9,8 +9,8 @@ named by ``EXFIL_KAFKA_SASL_PASSWORD_FILE`` / ``sasl_password_file`` (read by
 >>> s = KafkaSettings("127.0.0.1:9092", security_protocol="SASL_SSL",
 ...                   sasl_mechanism="SCRAM-SHA-512", sasl_username="det", sasl_password="s3cr3t")
 >>> sorted(s.client_args())  # doctest: +NORMALIZE_WHITESPACE
-['bootstrap_servers', 'client_id', 'sasl_mechanism', 'sasl_plain_password',
- 'sasl_plain_username', 'security_protocol']
+['bootstrap_servers', 'client_id', 'reconnect_backoff_max_ms', 'sasl_mechanism',
+ 'sasl_plain_password', 'sasl_plain_username', 'security_protocol']
 >>> "s3cr3t" in repr(s)
 False
 """
@@ -24,6 +24,12 @@ from streams.exceptions import StreamsError
 
 SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+#: Longest wait between two attempts to reconnect to a broker. kafka-python's default (30
+#: s, doubling from 50 ms) left the detector's fetcher blind for up to 30 s after a broker
+#: restart while the group member saw the broker back; Apache Kafka's Java client waits
+#: at most 1 s.
+RECONNECT_BACKOFF_MAX_MS: Final = 1000
 
 
 class KafkaSettingsError(StreamsError):
@@ -86,6 +92,7 @@ class KafkaSettings:
         args: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap.split(","),
             "client_id": self.client_id,
+            "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
         }
         if self.security_protocol != "PLAINTEXT":
             args["security_protocol"] = self.security_protocol

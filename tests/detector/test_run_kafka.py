@@ -191,7 +191,12 @@ def test_the_detector_rides_out_a_broker_restart(
     with KafkaBroker(tmp_path / "broker") as broker:
         topic = _topic(broker)
         _produce(broker, topic, records[:half])
-        options = _options(topic, tmp_path, until_idle=12.0, checkpoint_seconds=1.0)
+        # the product's default idle flush: the second half is written while the broker's
+        # partitions come back, and a partition that read nothing for that long no longer
+        # holds the others back
+        options = _options(
+            topic, tmp_path, until_idle=12.0, checkpoint_seconds=1.0, idle_flush_seconds=5.0
+        )
         done: list[object] = []
 
         def consume() -> None:
@@ -210,6 +215,56 @@ def test_the_detector_rides_out_a_broker_restart(
     (summary,) = done
     assert isinstance(summary, RunSummary), "".join(traceback.format_exception(summary))
     assert summary.records == len(records)
+    replay = replay_files([bundled_sample()], config, progress=None).alerts
+    assert [a.to_json() for a in summary.alerts] == [a.to_json() for a in replay]
+    assert summary.counts["late_events"] == 0
+
+
+def test_a_burst_after_a_quiet_spell_waits_for_every_partition(
+    kafka_broker: KafkaBroker, config: Config, tmp_path: Path
+) -> None:
+    """Every partition is caught up and flushed; then the rest of the log is written one
+    partition after another (a shipper's next batch). The first partition's records must
+    not run ahead of the others' (they would arrive late): the flushed partitions hold
+    them back until they deliver. Same alerts as replay, no late event."""
+    from kafka import KafkaProducer
+    from kafka.partitioner.default import murmur2
+
+    records = [(k, r.encode()) for k, r in _records(bundled_sample())]
+    half = len(records) // 2
+    topic = _topic(kafka_broker)
+    _produce(kafka_broker, topic, records[:half])
+    options = _options(topic, tmp_path, until_idle=10.0, idle_flush_seconds=3.0)
+    done: list[object] = []
+
+    def consume() -> None:
+        try:
+            done.append(run_stream(config, config.kafka_settings(kafka_broker.bootstrap), options))
+        except BaseException as exc:  # shown by the assert below
+            done.append(exc)
+
+    worker = threading.Thread(target=consume)
+    worker.start()
+    time.sleep(8)  # read, caught up, every partition flushed (3 s idle)
+    by_partition: dict[int, list[tuple[str, bytes]]] = {}
+    for key, value in records[half:]:
+        p = (murmur2(key.encode()) & 0x7FFFFFFF) % 6  # the default partitioner's choice
+        by_partition.setdefault(p, []).append((key, value))
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+    try:
+        for p in sorted(by_partition):
+            for key, value in by_partition[p]:
+                producer.send(topic, key=key.encode(), value=value, partition=p)
+            producer.flush()
+            time.sleep(0.3)  # the next partition's records come a little later
+    finally:
+        producer.close()
+    worker.join(timeout=120)
+    assert not worker.is_alive() and done
+    (summary,) = done
+    assert isinstance(summary, RunSummary), "".join(traceback.format_exception(summary))
+    assert summary.records == len(records)
+    assert summary.counts["late_events"] == 0
     replay = replay_files([bundled_sample()], config, progress=None).alerts
     assert [a.to_json() for a in summary.alerts] == [a.to_json() for a in replay]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 
 from detector.streaming.guard import Guarded
+from detector.streaming.idleness import Idleness
 from detector.streaming.rebalance import Rebalancing
 from detector.streaming.runner import _Runner
 
@@ -21,7 +22,7 @@ def _stubs(part: type) -> set[str]:
 
 
 def test_no_stub_of_a_part_hides_the_runner_method_it_stands_for() -> None:
-    for part in (Guarded, Rebalancing):
+    for part in (Guarded, Idleness, Rebalancing):
         stubs = _stubs(part)
         assert stubs, f"{part.__name__} declares what it calls"
         for name in stubs:
