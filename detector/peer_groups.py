@@ -5,8 +5,9 @@ the config gave the user no role; per group, the models the group's members teac
 robust baseline per window scale and an hour-of-the-week profile), each group learning a
 deterministic sample of its members' windows so that a 10,000-member group costs what a
 16-member group does. Users without a role join a learned cluster (scikit-learn mini-batch
-k-means over users' daily baselines) once they have a few days of history; until then they
-are judged against everyone (:data:`DEFAULT_GROUP`).
+k-means over users' daily baselines) once they have a few days of history; until then, and
+while their cluster has fewer than :data:`MIN_CLUSTER_MEMBERS` members, they are judged
+against everyone (:data:`DEFAULT_GROUP`).
 
 The :class:`~detector.scoring.Scorer` owns one; a user's group travels with the user on a
 Kafka rebalance by its *name* (group indices differ between processes).
@@ -31,6 +32,11 @@ DEFAULT_GROUP: Final = "*"
 CLUSTER_AFTER_DAYS: Final = 3
 #: Learned peer groups for users without a role (0: none).
 PEER_CLUSTERS: Final = 8
+#: Fewest members a learned cluster needs to be a peer group. A cluster of one to four is
+#: its members themselves: its prior is their own history, and a busy day cannot be told
+#: from a trickle by their median (:func:`detector.streaks.daily_excess` takes a group's
+#: median day only from five members up). Measured without roles (bench/RESULTS.md).
+MIN_CLUSTER_MEMBERS: Final = 5
 #: The window scales whose baselines groups keep.
 SCALES: Final = ("5m", "1h", "1d")
 
@@ -130,7 +136,9 @@ class PeerGroups:
         self.kmeans_.learn_many(profiles)
         assigned = self.kmeans_.assign_many(profiles)
         for cluster in np.unique(assigned[assigned >= 0]):
-            self.of_[ready[assigned == cluster]] = self.index(f"~cluster-{cluster}")
+            members = ready[assigned == cluster]
+            big = members.size >= MIN_CLUSTER_MEMBERS
+            self.of_[members] = self.index(f"~cluster-{cluster}" if big else DEFAULT_GROUP)
 
     def per_user_nbytes(self) -> int:
         """Bytes kept per user (group and role flag)."""
