@@ -181,6 +181,32 @@ def test_a_restarted_detector_continues_from_its_checkpoint(
         consumer.close()
 
 
+def _run_in_thread(
+    config: Config, broker: KafkaBroker, options: StreamOptions
+) -> tuple[threading.Thread, list[object]]:
+    """``run_stream`` on a thread; its summary (or what it raised) lands in the list."""
+    done: list[object] = []
+
+    def consume() -> None:
+        try:
+            done.append(run_stream(config, config.kafka_settings(broker.bootstrap), options))
+        except BaseException as exc:  # shown by _finished
+            done.append(exc)
+
+    worker = threading.Thread(target=consume)
+    worker.start()
+    return worker, done
+
+
+def _finished(worker: threading.Thread, done: list[object], timeout: float) -> RunSummary:
+    """The summary of a ``_run_in_thread`` run, once it ended by itself (``--until-idle``)."""
+    worker.join(timeout=timeout)
+    assert not worker.is_alive() and done, f"the run did not end within {timeout:.0f} s"
+    (summary,) = done
+    assert isinstance(summary, RunSummary), "".join(traceback.format_exception(summary))
+    return summary
+
+
 def test_the_detector_rides_out_a_broker_restart(
     kafka_available: None, config: Config, tmp_path: Path
 ) -> None:
@@ -197,23 +223,11 @@ def test_the_detector_rides_out_a_broker_restart(
         options = _options(
             topic, tmp_path, until_idle=12.0, checkpoint_seconds=1.0, idle_flush_seconds=5.0
         )
-        done: list[object] = []
-
-        def consume() -> None:
-            try:
-                done.append(run_stream(config, config.kafka_settings(broker.bootstrap), options))
-            except BaseException as exc:  # shown by the assert below
-                done.append(exc)
-
-        worker = threading.Thread(target=consume)
-        worker.start()
+        worker, done = _run_in_thread(config, broker, options)
         time.sleep(4)  # consuming, then caught up and waiting
         broker.restart()
         _produce(broker, topic, records[half:])
-        worker.join(timeout=180)
-        assert not worker.is_alive() and done
-    (summary,) = done
-    assert isinstance(summary, RunSummary), "".join(traceback.format_exception(summary))
+        summary = _finished(worker, done, timeout=180)
     assert summary.records == len(records)
     replay = replay_files([bundled_sample()], config, progress=None).alerts
     assert [a.to_json() for a in summary.alerts] == [a.to_json() for a in replay]
@@ -235,16 +249,7 @@ def test_a_burst_after_a_quiet_spell_waits_for_every_partition(
     topic = _topic(kafka_broker)
     _produce(kafka_broker, topic, records[:half])
     options = _options(topic, tmp_path, until_idle=10.0, idle_flush_seconds=3.0)
-    done: list[object] = []
-
-    def consume() -> None:
-        try:
-            done.append(run_stream(config, config.kafka_settings(kafka_broker.bootstrap), options))
-        except BaseException as exc:  # shown by the assert below
-            done.append(exc)
-
-    worker = threading.Thread(target=consume)
-    worker.start()
+    worker, done = _run_in_thread(config, kafka_broker, options)
     time.sleep(8)  # read, caught up, every partition flushed (3 s idle)
     by_partition: dict[int, list[tuple[str, bytes]]] = {}
     for key, value in records[half:]:
@@ -259,10 +264,7 @@ def test_a_burst_after_a_quiet_spell_waits_for_every_partition(
             time.sleep(0.3)  # the next partition's records come a little later
     finally:
         producer.close()
-    worker.join(timeout=120)
-    assert not worker.is_alive() and done
-    (summary,) = done
-    assert isinstance(summary, RunSummary), "".join(traceback.format_exception(summary))
+    summary = _finished(worker, done, timeout=120)
     assert summary.records == len(records)
     assert summary.counts["late_events"] == 0
     replay = replay_files([bundled_sample()], config, progress=None).alerts
