@@ -102,7 +102,10 @@ def wait_ready(
         if (status == 200) is ready and want in str(body.get("reason")):
             return
         if proc.poll() is not None:
-            raise AssertionError(f"exited {proc.returncode} waiting for {want!r}")
+            _, err = proc.communicate(timeout=30)
+            raise AssertionError(
+                f"exited {proc.returncode} waiting for {want!r}: {(err or '')[-2000:]}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"/readyz never said {want!r}: {body}")
         time.sleep(0.2)

@@ -19,7 +19,8 @@ from detector.sample import bundled_sample, bundled_sample_config
 from kafka_io import produce, sample_records, topic
 from paths import ROOT
 from realdb.kafka import KafkaBroker
-from realdb.prometheus import Prometheus, binary, free_port
+from realdb.ports import free_port
+from realdb.prometheus import Prometheus, binary
 
 GRAFANA = ROOT / "grafana"
 sys.path.insert(0, str(GRAFANA))

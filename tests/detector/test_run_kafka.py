@@ -31,8 +31,9 @@ from kafka_io import read_all as _read_all
 from kafka_io import sample_records as _records
 from kafka_io import topic as _topic
 from kafka_io import wait_ready
-from realdb.kafka import KafkaBroker, free_port
+from realdb.kafka import KafkaBroker
 from realdb.kafka_fixture import cpu_hog
+from realdb.ports import free_port
 from streams.file_source import SourceOptions, make_parser
 
 
@@ -237,10 +238,11 @@ def test_the_detector_rides_out_a_broker_restart(
 def test_a_burst_after_a_quiet_spell_waits_for_every_partition(
     kafka_broker: KafkaBroker, config: Config, tmp_path: Path
 ) -> None:
-    """Every partition is caught up and flushed; then the rest of the log is written one
-    partition after another (a shipper's next batch). The first partition's records must
-    not run ahead of the others' (they would arrive late): the flushed partitions hold
-    them back until they deliver. Same alerts as replay, no late event."""
+    """Every partition is caught up and flushed; then the rest of the log is written, one
+    partition's records a second before the others' (a shipper's next batch lands on the
+    partitions one after another). The first partition's records must not run ahead of
+    the others' (they would arrive late): the flushed partitions hold them back until
+    they deliver. Same alerts as replay, no late event."""
     from kafka import KafkaProducer
     from kafka.partitioner.default import murmur2
 
@@ -248,20 +250,24 @@ def test_a_burst_after_a_quiet_spell_waits_for_every_partition(
     half = len(records) // 2
     topic = _topic(kafka_broker)
     _produce(kafka_broker, topic, records[:half])
-    options = _options(topic, tmp_path, until_idle=10.0, idle_flush_seconds=3.0)
+    # the product's default wait (5 s): the other partitions' records come 1 s after the
+    # first's, and may take a few seconds more to write on a loaded machine
+    options = _options(topic, tmp_path, until_idle=10.0, idle_flush_seconds=5.0)
     worker, done = _run_in_thread(config, kafka_broker, options)
-    time.sleep(8)  # read, caught up, every partition flushed (3 s idle)
+    time.sleep(12)  # joined, read, caught up, every partition flushed (5 s idle)
     by_partition: dict[int, list[tuple[str, bytes]]] = {}
     for key, value in records[half:]:
         p = (murmur2(key.encode()) & 0x7FFFFFFF) % 6  # the default partitioner's choice
         by_partition.setdefault(p, []).append((key, value))
+    first, *rest = sorted(by_partition)
     producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
     try:
-        for p in sorted(by_partition):
-            for key, value in by_partition[p]:
-                producer.send(topic, key=key.encode(), value=value, partition=p)
+        for batch in ([first], rest):
+            for p in batch:
+                for key, value in by_partition[p]:
+                    producer.send(topic, key=key.encode(), value=value, partition=p)
             producer.flush()
-            time.sleep(0.3)  # the next partition's records come a little later
+            time.sleep(1.0)  # the first partition's records are read before the others'
     finally:
         producer.close()
     summary = _finished(worker, done, timeout=120)

@@ -30,7 +30,8 @@ from detector.streaming.group import GroupMember
 from detector.streaming.options import RunSummary, StreamOptions
 from detector.streaming.runner import run_stream
 from kafka_io import probe, produce, sample_records, topic, wait_ready
-from realdb.kafka import KafkaBroker, free_port
+from realdb.kafka import KafkaBroker
+from realdb.ports import free_port
 
 
 def _replay_alerts() -> list[dict[str, object]]:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from types import TracebackType
+
+from realdb.ports import free_port
 
 __all__ = [
     "KafkaBroker",
@@ -50,13 +51,6 @@ class KafkaBrokerError(RuntimeError):
 
 class KafkaUnavailableError(KafkaBrokerError):
     """Java 17 or the Kafka broker jars are missing on this machine."""
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (bound to port 0, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def check_available() -> Path:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from realdb.ports import free_port
 
 
 class PrometheusUnavailableError(RuntimeError):
@@ -29,12 +30,6 @@ def binary(name: str) -> str:
             f"{name} not found: install it with scripts/services/prometheus.sh (as root)"
         )
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Prometheus:
