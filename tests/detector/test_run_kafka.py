@@ -252,7 +252,8 @@ def test_a_burst_after_a_quiet_spell_waits_for_every_partition(
     _produce(kafka_broker, topic, records[:half])
     # the product's default wait (5 s): the other partitions' records come 1 s after the
     # first's, and may take a few seconds more to write on a loaded machine
-    options = _options(topic, tmp_path, until_idle=10.0, idle_flush_seconds=5.0)
+    # (the run ends 25 s after all is read: well after the second half is written)
+    options = _options(topic, tmp_path, until_idle=25.0, idle_flush_seconds=5.0)
     worker, done = _run_in_thread(config, kafka_broker, options)
     time.sleep(12)  # joined, read, caught up, every partition flushed (5 s idle)
     by_partition: dict[int, list[tuple[str, bytes]]] = {}
