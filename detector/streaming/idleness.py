@@ -123,8 +123,7 @@ class Idleness:
             if p not in ends:
                 continue
             if ends[p] > self.state.offsets.get(p, 0):
-                self.highwater[p] = ends[p]
-                self.idle_since.pop(p, None)
+                self._records_wait(p, ends[p])
                 continue
             flush.add(p)
         if flush:
@@ -142,7 +141,12 @@ class Idleness:
             return False
         behind = [p for p in assigned if ends[p] > self.state.offsets.get(p, 0)]
         for p in behind:
-            self.highwater[p] = ends[p]
-            self.idle_since.pop(p, None)
-            self.state.merge.hold(p)
+            self._records_wait(p, ends[p])
         return not behind
+
+    def _records_wait(self, partition: int, end: int) -> None:
+        """The broker says records wait on ``partition`` up to ``end``: it reads on, not
+        idle, and (if it was flushed) holds the others back again."""
+        self.highwater[partition] = end
+        self.idle_since.pop(partition, None)
+        self.state.merge.hold(partition)
